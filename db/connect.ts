@@ -1,0 +1,77 @@
+// Opens the gateway's Kysely instances: over a pg Pool (PostgreSQL) or over PGlite (the embedded default).
+import pg from 'pg'
+import { Kysely, PostgresDialect } from 'kysely'
+import type { Database } from './schema.js'
+
+const TIMESTAMP_WITHOUT_TZ = 1114
+
+/** `timestamp` columns hold UTC (INFRABOX_SCHEMA.md); pg would read them in the process's local zone. */
+function parseUtcTimestamp (value: string): Date {
+  return new Date(value.replace(' ', 'T') + 'Z')
+}
+
+export interface PoolSettings {
+  connectionString: string
+  max?: number
+  /** ms to wait for a free connection or a TCP connect before failing (never hang a request). */
+  connectionTimeoutMillis?: number
+  /** server-side limit for one statement, ms */
+  statementTimeoutMs?: number
+  applicationName?: string
+}
+
+/** pg.Pool options that make every connection work in UTC and fail fast instead of hanging. */
+export function poolConfig (s: PoolSettings): pg.PoolConfig {
+  return {
+    connectionString: s.connectionString,
+    max: s.max ?? 10,
+    connectionTimeoutMillis: s.connectionTimeoutMillis ?? 3000,
+    idleTimeoutMillis: 30_000,
+    application_name: s.applicationName ?? 'infrabox-mcp-gateway',
+    options: `-c TimeZone=UTC -c statement_timeout=${s.statementTimeoutMs ?? 10_000}`,
+    types: {
+      getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+        oid === TIMESTAMP_WITHOUT_TZ && format !== 'binary'
+          ? parseUtcTimestamp
+          : pg.types.getTypeParser(oid, format ?? 'text')) as pg.CustomTypesConfig['getTypeParser']
+    }
+  }
+}
+
+/** A Kysely instance over a pool someone else owns: its destroy() leaves the pool open. */
+export function kyselyOverPool (pool: pg.Pool): Kysely<Database> {
+  const borrowed = {
+    connect: () => pool.connect(),
+    end: async () => { /* the pool's owner (e.g. @fastify/postgres) ends it */ }
+  }
+  return new Kysely<Database>({ dialect: new PostgresDialect({ pool: borrowed }) })
+}
+
+/** A Kysely instance that owns its own pool (CLI, audit writer, tests): destroy() ends it. */
+export function kyselyWithOwnPool (s: PoolSettings): Kysely<Database> {
+  return new Kysely<Database>({ dialect: new PostgresDialect({ pool: new pg.Pool(poolConfig(s)) }) })
+}
+
+export interface EmbeddedDatabase {
+  db: Kysely<Database>
+  close: () => Promise<void>
+}
+
+/** PGlite (PostgreSQL in WASM) under `dataDir`, or in memory for `memory://`. Loaded lazily: production never pays for it. */
+export async function openEmbedded (dataDir: string): Promise<EmbeddedDatabase> {
+  const [{ PGlite }, { PGliteDialect }] = await Promise.all([
+    import('@electric-sql/pglite'),
+    import('kysely-pglite-dialect')
+  ])
+  const { pgcrypto } = await import('@electric-sql/pglite/contrib/pgcrypto')
+  const pglite = await PGlite.create({ dataDir, extensions: { pgcrypto } })
+  await pglite.exec("SET TimeZone = 'UTC'")
+  const db = new Kysely<Database>({ dialect: new PGliteDialect(pglite) })
+  return {
+    db,
+    close: async () => {
+      await db.destroy()
+      if (!pglite.closed) await pglite.close()
+    }
+  }
+}

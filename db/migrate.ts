@@ -1,0 +1,50 @@
+// Applies the gateway's migrations (own tracking table) and, for embedded mode and tests, the InfraBox subset.
+import { readFile } from 'node:fs/promises'
+import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } from 'kysely'
+import type { Database } from './schema.js'
+import * as m0001 from './migrations/0001-mcp-tables.js'
+import * as m0002 from './migrations/0002-access-log-extras.js'
+
+/** Never InfraBox's `infrabox.schema_version`: the gateway tracks its own steps. */
+export const MIGRATION_TABLE = 'mcp_gateway_migration'
+export const MIGRATION_LOCK_TABLE = 'mcp_gateway_migration_lock'
+
+// A static list: works the same from TypeScript sources and from dist/, no directory scanning.
+const migrations: Record<string, Migration> = {
+  '0001-mcp-tables': m0001,
+  '0002-access-log-extras': m0002
+}
+
+const provider: MigrationProvider = { getMigrations: async () => migrations }
+
+export interface MigrationReport { applied: string[] }
+
+export async function migrateGateway (db: Kysely<Database>): Promise<MigrationReport> {
+  const migrator = new Migrator({
+    db,
+    provider,
+    migrationTableName: MIGRATION_TABLE,
+    migrationLockTableName: MIGRATION_LOCK_TABLE
+  })
+  const { error, results } = await migrator.migrateToLatest()
+  if (error !== undefined) {
+    const failed = results?.find(r => r.status === 'Error')
+    throw new Error(`migration ${failed?.migrationName ?? '(setup)'} failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error })
+  }
+  return { applied: (results ?? []).filter(r => r.status === 'Success').map(r => r.migrationName) }
+}
+
+// `npm run build` copies db/infrabox-schema/ next to the compiled module, so this path holds in both.
+async function readSchemaFile (name: string): Promise<string> {
+  return await readFile(new URL(`./infrabox-schema/${name}`, import.meta.url), 'utf8')
+}
+
+/** The InfraBox tables the gateway reads (db/infrabox-schema/infrabox.sql). Embedded mode and tests only. */
+export async function applyInfraboxSubset (db: Kysely<Database>): Promise<void> {
+  await sql.raw(await readSchemaFile('infrabox.sql')).execute(db)
+}
+
+/** InfraBox's own 00047 creation of the MCP tables, to reproduce a live InfraBox database in tests. */
+export async function applyInfrabox00047Mcp (db: Kysely<Database>): Promise<void> {
+  await sql.raw(await readSchemaFile('00047-mcp.sql')).execute(db)
+}

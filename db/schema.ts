@@ -1,0 +1,204 @@
+// The typed shape of every table the gateway touches: InfraBox's (read, and build/job for triggers) and its own.
+import type { ColumnType, Generated, Insertable, Selectable } from 'kysely'
+
+export type JobState = 'queued' | 'scheduled' | 'running' | 'finished' | 'failure' | 'error' | 'skipped' | 'killed' | 'unstable'
+export type JobType = 'create_job_matrix' | 'run_project_container' | 'run_docker_compose' | 'wait'
+export type ProjectType = 'github' | 'upload' | 'test' | 'gerrit'
+export type UserRole = 'Developer' | 'Administrator' | 'Owner'
+export type TestResult = 'ok' | 'failure' | 'error' | 'skipped'
+
+/** JSON as PostgreSQL returns it from jsonb columns. */
+export type Json = string | number | boolean | null | Json[] | { [key: string]: Json }
+/** jsonb written as a JSON string parameter, read back parsed. */
+type JsonColumn<T> = ColumnType<T, string, string>
+/** A timestamp column: read as Date, written as Date or an ISO string. */
+type Timestamp = ColumnType<Date, Date | string, Date | string>
+
+export interface InfraboxTable { schema_version: number }
+
+export interface UserTable {
+  id: Generated<string>
+  github_id: number | null
+  username: string | null
+  avatar_url: string | null
+  name: string | null
+  created_at: ColumnType<Date, Date | string | undefined, never>
+  email: string | null
+  github_api_token: string | null
+  password: string | null
+  role: ColumnType<'user' | 'devops' | 'admin', 'user' | 'devops' | 'admin' | undefined>
+}
+
+export interface ProjectTable {
+  id: string
+  name: string
+  type: ProjectType
+  public: ColumnType<boolean, boolean | undefined>
+  build_on_push: ColumnType<boolean, boolean | undefined>
+  build_on_tag: ColumnType<boolean, boolean | undefined>
+}
+
+export interface CollaboratorTable {
+  user_id: string
+  project_id: string
+  role: ColumnType<UserRole, UserRole | undefined>
+}
+
+export interface BuildTable {
+  id: string
+  commit_id: string | null
+  build_number: number
+  project_id: string
+  restart_counter: ColumnType<number, number | undefined>
+  source_upload_id: string | null
+  is_cronjob: ColumnType<boolean | null, boolean | undefined>
+  source: string | null
+}
+
+/** One entry of `job.archive` (a PostgreSQL array of jsonb). */
+export interface ArchiveEntry { filename: string; size: number }
+
+export interface JobTable {
+  id: Generated<string>
+  state: JobState
+  start_date: Timestamp | null
+  build_id: string
+  console: string | null
+  type: JobType
+  dockerfile: string | null
+  end_date: Timestamp | null
+  name: string
+  project_id: string
+  dependencies: JsonColumn<Json> | null
+  created_at: ColumnType<Date, Date | string | undefined, Date | string>
+  repo: JsonColumn<Json> | null
+  stats: string | null
+  env_var: JsonColumn<Json> | null
+  env_var_ref: JsonColumn<Json> | null
+  build_arg: JsonColumn<Json> | null
+  deployment: JsonColumn<Json> | null
+  message: string | null
+  definition: JsonColumn<Json>
+  cluster_name: string | null
+  archive: ColumnType<ArchiveEntry[] | null, string | null, string | null>
+  node_name: string | null
+  avg_cpu: number | null
+  restarted: ColumnType<boolean | null, boolean | undefined>
+}
+
+export interface ConsoleTable {
+  id: Generated<string>
+  job_id: string
+  output: string
+  date: ColumnType<Date, Date | string | undefined, Date | string>
+}
+
+export interface CommitTable {
+  id: string
+  message: string | null
+  repository_id: string
+  timestamp: Timestamp
+  author_name: string
+  author_email: string
+  author_username: string | null
+  committer_name: string
+  committer_email: string
+  committer_username: string | null
+  url: string
+  branch: string
+  project_id: string | null
+  tag: string | null
+  pull_request_id: string | null
+  github_status_url: string | null
+  gerrit_change_id: string | null
+  env: JsonColumn<Json> | null
+}
+
+export interface RepositoryTable {
+  id: string
+  name: string
+  html_url: string | null
+  clone_url: string | null
+  github_id: number | null
+  github_hook_id: number | null
+  github_owner: string | null
+  project_id: string
+  private: boolean
+  private_key: string | null
+}
+
+export interface SourceUploadTable {
+  project_id: string
+  id: string
+  filename: string
+  filesize: ColumnType<string, string | number, string | number>
+}
+
+export interface TestRunTable {
+  id: string
+  job_id: string
+  state: TestResult
+  duration: number | null
+  project_id: string
+  message: string | null
+  stack: string | null
+  timestamp: Timestamp | null
+  suite: string | null
+  name: string | null
+}
+
+/** `{ "<project uuid>": "<ISO 8601 expiry>" | null }`; `{}` means every project the owner collaborates on. */
+export type EnabledProjects = Record<string, string | null>
+
+export interface McpTokenTable {
+  token_id: string
+  token_hash: string
+  user_id: string
+  name: string
+  enabled_projects: ColumnType<EnabledProjects, string | undefined, string>
+  allow_trigger: ColumnType<boolean, boolean | undefined, boolean>
+  expires_at: Timestamp
+  revoked_at: Timestamp | null
+  last_used_at: Timestamp | null
+  created_at: ColumnType<Date, Date | string | undefined, never>
+}
+
+export type AuditOutcome = 'success' | 'unauthorized' | 'forbidden' | 'rate_limited' | 'bad_request' | 'not_found' | 'failure'
+
+export interface McpAccessLogTable {
+  id: Generated<string>
+  token_id: string | null
+  user_id: string | null
+  action: string
+  outcome: AuditOutcome
+  details: JsonColumn<Json> | null
+  error: string | null
+  ip: string | null
+  accessed_at: ColumnType<Date, Date | string | undefined, never>
+  project_id: string | null
+  status_code: number | null
+  duration_ms: number | null
+  method: string | null
+  path: string | null
+  request_id: string | null
+  via: 'rest' | 'mcp' | null
+}
+
+export interface Database {
+  infrabox: InfraboxTable
+  user: UserTable
+  project: ProjectTable
+  collaborator: CollaboratorTable
+  build: BuildTable
+  job: JobTable
+  console: ConsoleTable
+  commit: CommitTable
+  repository: RepositoryTable
+  source_upload: SourceUploadTable
+  test_run: TestRunTable
+  mcp_token: McpTokenTable
+  mcp_access_log: McpAccessLogTable
+}
+
+export type McpToken = Selectable<McpTokenTable>
+export type NewAccessLogRow = Insertable<McpAccessLogTable>
