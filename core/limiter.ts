@@ -1,0 +1,284 @@
+// Exact sliding-window rate limiter: one atomic Lua round trip on Redis, or an in-process twin for the embedded mode.
+import { randomBytes } from 'node:crypto'
+import { Redis, type RedisOptions } from 'ioredis'
+
+export interface RateLimitDecision {
+  allowed: boolean
+  limit: number
+  remaining: number
+  /** Whole seconds until the oldest hit in the window leaves it (one slot frees); 0 when the window is empty. */
+  resetSeconds: number
+  /** Whole seconds (>= 1) a refused caller should wait; 0 when allowed. */
+  retryAfterSeconds: number
+}
+
+export interface RateLimitStore {
+  /** Counts the hit only when it is allowed. Rejects with LimiterUnavailableError when the store cannot decide. */
+  hit(key: string, limit: number, windowMs: number): Promise<RateLimitDecision>
+  close(): Promise<void>
+}
+
+export type LimiterUnavailableReason = 'timeout' | 'error' | 'closed'
+
+/** The store could not decide in time; the caller chooses fail-open or fail-closed. */
+export class LimiterUnavailableError extends Error {
+  override readonly name = 'LimiterUnavailableError'
+  readonly reason: LimiterUnavailableReason
+
+  constructor(message: string, reason: LimiterUnavailableReason, options?: ErrorOptions) {
+    super(message, options)
+    this.reason = reason
+  }
+}
+
+// Scores are Redis TIME in microseconds (~1.7e15, exact in a double below 2^53); numbers are formatted
+// with %.0f because Lua's tostring would print them as 1.7e+15 and lose digits. A refused hit writes
+// nothing but the pruning, so refusals never extend the window. TIME is non-deterministic, hence
+// replicate_commands (a no-op since Redis 7, required on 3.2–4.x). Only KEYS[1] is touched (Cluster).
+const HIT_SCRIPT = `
+if redis.replicate_commands then redis.replicate_commands() end
+local key = KEYS[1]
+local limit = tonumber(ARGV[1])
+local window_us = tonumber(ARGV[2]) * 1000
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+redis.call('ZREMRANGEBYSCORE', key, '-inf', string.format('%.0f', now - window_us))
+local count = redis.call('ZCARD', key)
+local allowed = 0
+if count < limit then
+  local score = string.format('%.0f', now)
+  redis.call('ZADD', key, score, score .. ':' .. ARGV[3])
+  redis.call('PEXPIRE', key, ARGV[2])
+  count = count + 1
+  allowed = 1
+end
+local wait_us = 0
+local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+if oldest[2] then wait_us = tonumber(oldest[2]) + window_us - now end
+return { allowed, count, wait_us }
+`
+
+const HIT_COMMAND = 'ibMcpSlidingWindowHit'
+type HitCommand = (key: string, limit: number, windowMs: number, member: string) => Promise<unknown>
+type ClientWithHit = Redis & { [HIT_COMMAND]: HitCommand }
+
+// Two gateway processes can run the script in the same microsecond: the member suffix keeps their
+// ZADDs from overwriting each other (which would silently let extra hits through).
+const PROCESS_ID = randomBytes(6).toString('base64url')
+let memberSeq = 0
+function nextMemberSuffix(): string {
+  memberSeq = (memberSeq + 1) % Number.MAX_SAFE_INTEGER
+  return `${PROCESS_ID}:${memberSeq.toString(36)}`
+}
+
+function assertArgs(limit: number, windowMs: number): void {
+  // A bad limit is a configuration bug, not an outage: it must not be silently failed open.
+  if (!Number.isSafeInteger(limit) || limit < 0) throw new RangeError(`rate limit must be a non-negative integer, got ${limit}`)
+  if (!Number.isSafeInteger(windowMs) || windowMs <= 0) throw new RangeError(`rate-limit window must be a positive integer of ms, got ${windowMs}`)
+}
+
+function decide(allowed: boolean, limit: number, count: number, waitMs: number, windowMs: number): RateLimitDecision {
+  const resetSeconds = count > 0 ? Math.max(1, Math.ceil(waitMs / 1000)) : 0
+  // With limit 0 nothing is ever in the window, so "until a slot frees" is undefined: a full window is the honest hint.
+  const retryAfterSeconds = allowed ? 0 : count > 0 ? resetSeconds : Math.max(1, Math.ceil(windowMs / 1000))
+  return { allowed, limit, remaining: Math.max(0, limit - count), resetSeconds, retryAfterSeconds }
+}
+
+function toInt(value: unknown): number | undefined {
+  // stringNumbers: true on the client turns integer replies into strings.
+  const n = typeof value === 'string' ? Number(value) : value
+  return typeof n === 'number' && Number.isFinite(n) ? n : undefined
+}
+
+function parseReply(raw: unknown, limit: number, windowMs: number): RateLimitDecision {
+  if (Array.isArray(raw) && raw.length === 3) {
+    const [allowed, count, waitUs] = raw.map(toInt)
+    if (allowed !== undefined && count !== undefined && waitUs !== undefined) {
+      return decide(allowed === 1, limit, count, waitUs / 1000, windowMs)
+    }
+  }
+  throw new Error(`unexpected rate-limit script reply: ${JSON.stringify(raw)}`)
+}
+
+export interface RedisSlidingWindowOptions {
+  /** Budget for one hit, round trip included (RATE_LIMIT_REDIS_TIMEOUT_MS). Default 50. */
+  timeoutMs?: number
+  /** close() also closes the client. Default false: whoever created the client closes it. */
+  ownsClient?: boolean
+}
+
+export class RedisSlidingWindow implements RateLimitStore {
+  readonly #client: ClientWithHit
+  readonly #timeoutMs: number
+  readonly #ownsClient: boolean
+  #closed = false
+
+  /** `options` may be the timeout in ms alone. */
+  constructor(client: Redis, options: number | RedisSlidingWindowOptions = {}) {
+    const opts = typeof options === 'number' ? { timeoutMs: options } : options
+    const timeoutMs = opts.timeoutMs ?? 50
+    if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new RangeError(`timeoutMs must be positive, got ${timeoutMs}`)
+    this.#timeoutMs = timeoutMs
+    this.#ownsClient = opts.ownsClient ?? false
+    // defineCommand sends EVAL once per connection and EVALSHA after, re-sending EVAL on NOSCRIPT
+    // (e.g. after a Redis restart), so the script body crosses the wire only when needed.
+    if (!(HIT_COMMAND in client)) {
+      client.defineCommand(HIT_COMMAND, { numberOfKeys: 1, lua: HIT_SCRIPT })
+    }
+    this.#client = client as ClientWithHit
+  }
+
+  async hit(key: string, limit: number, windowMs: number): Promise<RateLimitDecision> {
+    assertArgs(limit, windowMs)
+    if (this.#closed) throw new LimiterUnavailableError('rate limiter is closed', 'closed')
+    let timer: NodeJS.Timeout | undefined
+    try {
+      const deadline = new Promise<never>((_resolve, reject) => {
+        timer = setTimeout(() => {
+          reject(new LimiterUnavailableError(`Redis did not answer within ${this.#timeoutMs} ms`, 'timeout'))
+        }, this.#timeoutMs)
+        timer.unref()
+      })
+      // A late answer after the deadline is dropped (race keeps it handled); Redis may still have
+      // recorded that hit, which matches a fail-open caller that let the request through anyway.
+      const raw = await Promise.race([this.#client[HIT_COMMAND](key, limit, windowMs, nextMemberSuffix()), deadline])
+      return parseReply(raw, limit, windowMs)
+    } catch (err) {
+      if (err instanceof LimiterUnavailableError) throw err
+      const message = err instanceof Error ? err.message : String(err)
+      throw new LimiterUnavailableError(`Redis rate limiter failed: ${message}`, 'error', { cause: err })
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    if (!this.#ownsClient || this.#client.status === 'end') return
+    let timer: NodeJS.Timeout | undefined
+    try {
+      // QUIT is refused at once while disconnected (no offline queue) and may hang on a frozen server;
+      // disconnect() is the fallback that also stops the reconnect loop.
+      await Promise.race([
+        this.#client.quit(),
+        new Promise<never>((_resolve, reject) => {
+          timer = setTimeout(() => reject(new Error('quit timed out')), 1000)
+          timer.unref()
+        }),
+      ])
+    } catch {
+      this.#client.disconnect()
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+}
+
+export interface MemorySlidingWindowOptions {
+  /** How often keys whose hits all left their window are dropped. Default 60 000. */
+  sweepIntervalMs?: number
+}
+
+interface MemoryBucket {
+  /** Monotonic timestamps (ms) of allowed hits, oldest first. */
+  hits: number[]
+  windowMs: number
+}
+
+function prune(bucket: MemoryBucket, now: number): void {
+  const cutoff = now - bucket.windowMs
+  let expired = 0
+  while (expired < bucket.hits.length && (bucket.hits[expired] ?? Infinity) <= cutoff) expired++
+  if (expired > 0) bucket.hits.splice(0, expired)
+}
+
+export class MemorySlidingWindow implements RateLimitStore {
+  readonly #buckets = new Map<string, MemoryBucket>()
+  readonly #sweeper: NodeJS.Timeout
+  #closed = false
+
+  constructor(options: MemorySlidingWindowOptions = {}) {
+    const every = options.sweepIntervalMs ?? 60_000
+    if (!Number.isFinite(every) || every <= 0) throw new RangeError(`sweepIntervalMs must be positive, got ${every}`)
+    this.#sweeper = setInterval(() => this.#sweep(), every)
+    // The sweep is housekeeping: it must never keep the process alive on shutdown.
+    this.#sweeper.unref()
+  }
+
+  /** Number of keys currently held. */
+  get size(): number {
+    return this.#buckets.size
+  }
+
+  hit(key: string, limit: number, windowMs: number): Promise<RateLimitDecision> {
+    try {
+      assertArgs(limit, windowMs)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    if (this.#closed) return Promise.reject(new LimiterUnavailableError('rate limiter is closed', 'closed'))
+    // performance.now() is monotonic: a wall-clock step (NTP) must not free or freeze a window.
+    const now = performance.now()
+    let bucket = this.#buckets.get(key)
+    if (bucket === undefined) {
+      bucket = { hits: [], windowMs }
+      this.#buckets.set(key, bucket)
+    }
+    bucket.windowMs = windowMs
+    prune(bucket, now)
+    const allowed = bucket.hits.length < limit
+    if (allowed) bucket.hits.push(now)
+    else if (bucket.hits.length === 0) this.#buckets.delete(key)
+    const oldest = bucket.hits[0]
+    const waitMs = oldest === undefined ? 0 : oldest + windowMs - now
+    return Promise.resolve(decide(allowed, limit, bucket.hits.length, waitMs, windowMs))
+  }
+
+  #sweep(): void {
+    const now = performance.now()
+    for (const [key, bucket] of this.#buckets) {
+      prune(bucket, now)
+      if (bucket.hits.length === 0) this.#buckets.delete(key)
+    }
+  }
+
+  close(): Promise<void> {
+    this.#closed = true
+    clearInterval(this.#sweeper)
+    this.#buckets.clear()
+    return Promise.resolve()
+  }
+}
+
+export interface CreateRedisClientOptions extends RedisOptions {
+  /** Receives every client error (connection refused, reset, timeouts); without it they are swallowed. */
+  onError?: (err: Error) => void
+}
+
+/**
+ * An ioredis client for a fail-open limiter: commands fail at once instead of queueing while Redis is
+ * away, it reconnects forever in the background, and nothing waits for 'ready'. Overrides win.
+ */
+export function createRedisClient(url: string, opts: CreateRedisClientOptions = {}): Redis {
+  const { onError, ...overrides } = opts
+  const client = new Redis(url, {
+    // ioredis defaults queue a command for up to ~73 s while Redis is down; a limiter must answer now.
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    // A hit that already failed open must not be replayed (and counted) after a reconnect.
+    autoResendUnfulfilledCommands: false,
+    connectTimeout: 500,
+    // A frozen server or a black-holed link never closes the TCP socket; without this, commands pile
+    // up on a dead connection until keepalive notices, minutes later.
+    socketTimeout: 1000,
+    // Jitter keeps a fleet of gateways from reconnecting in lockstep after a Redis restart.
+    retryStrategy: (times: number) => Math.min(500 * times, 1000) + Math.floor(Math.random() * 100),
+    ...overrides,
+  })
+  // Without a listener ioredis reports each failed reconnect as an unhandled 'error' event.
+  client.on('error', (err: Error) => {
+    onError?.(err)
+  })
+  return client
+}
