@@ -174,7 +174,7 @@ export interface McpAccessLogTable {
   details: JsonColumn<Json> | null
   error: string | null
   ip: string | null
-  accessed_at: ColumnType<Date, Date | string | undefined, never>
+  accessed_at: ColumnType<Date, Date | string | undefined, Date | string>
   project_id: string | null
   status_code: number | null
   duration_ms: number | null

@@ -1,0 +1,160 @@
+// The standalone service as a plugin: owns the database, Redis and session keys, then mounts the gateway at /api/v1/mcp.
+import { randomUUID } from 'node:crypto'
+import { join } from 'node:path'
+import fastifyPostgres from '@fastify/postgres'
+import fp from 'fastify-plugin'
+import type { FastifyInstance, FastifyServerOptions } from 'fastify'
+import { sql, type Kysely } from 'kysely'
+import type { Redis } from 'ioredis'
+import { parseTrustProxy, type Config } from './config.js'
+import { kyselyOverPool, kyselyWithOwnPool, openEmbedded, poolConfig } from './db/connect.js'
+import { applyInfraboxSubset, migrateGateway } from './db/migrate.js'
+import type { Database } from './db/schema.js'
+import { createRedisClient } from './core/limiter.js'
+import { createMetrics } from './core/metrics.js'
+import { createServices, type BucketLimits, type GatewayServices } from './core/services.js'
+import { jwtSessionAuthenticator, loadSessionKeys, signSession, type SessionAuthenticator } from './core/session.js'
+import { ConfigError } from './config.js'
+import { errorHandler, notFoundHandler } from './plugins/errors.js'
+import { mcpTokenGuard } from './plugins/token-guard.js'
+import { mcpGateway } from './gateway.js'
+
+export const MCP_PREFIX = '/api/v1/mcp'
+
+export interface AppOptions {
+  config: Config
+  /** Redis key prefix of the limiter (tests isolate themselves with it) */
+  limiterKeyPrefix?: string
+  limits?: Partial<BucketLimits>
+  authenticateSession?: SessionAuthenticator
+}
+
+/** What the embedded mode prints at start so a newcomer can try the gateway at once. */
+export interface DemoInfo { userId: string, sessionToken: string }
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    demo: DemoInfo | null
+  }
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/
+
+/** Fastify's own options for this service: limits, logging with secrets redacted, request ids, proxies. */
+export function serverOptions (config: Config): FastifyServerOptions {
+  return {
+    logger: {
+      level: config.LOG_LEVEL,
+      redact: { paths: ['req.headers.authorization', 'req.headers.cookie', 'res.headers["set-cookie"]', 'headers.authorization', 'headers.cookie'], censor: '[redacted]' }
+    },
+    bodyLimit: 1024 * 1024,
+    trustProxy: parseTrustProxy(config.TRUST_PROXY),
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id']
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID()
+    },
+    return503OnClosing: true,
+    forceCloseConnections: 'idle'
+  }
+}
+
+interface Storage { db: Kysely<Database>, auditDb: Kysely<Database>, embedded: boolean, close: () => Promise<void> }
+
+async function openStorage (fastify: FastifyInstance, config: Config): Promise<Storage> {
+  if (config.DATABASE_URL !== undefined) {
+    await fastify.register(fastifyPostgres, poolConfig({ connectionString: config.DATABASE_URL, max: config.DB_POOL_MAX }))
+    // The audit writer has connections of its own: a busy or locked request pool never holds it back.
+    const auditDb = kyselyWithOwnPool({ connectionString: config.DATABASE_URL, max: 2, applicationName: 'infrabox-mcp-gateway-audit' })
+    return { db: kyselyOverPool(fastify.pg.pool), auditDb, embedded: false, close: async () => { await auditDb.destroy() } }
+  }
+  const embedded = await openEmbedded(join(config.DATA_DIR, 'pglite'))
+  return { db: embedded.db, auditDb: embedded.db, embedded: true, close: embedded.close }
+}
+
+async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
+  const { config } = opts
+  const storage = await openStorage(fastify, config)
+
+  if (storage.embedded) await applyInfraboxSubset(storage.db)
+  if (config.MIGRATE_ON_START) {
+    const { applied } = await migrateGateway(storage.db)
+    if (applied.length > 0) fastify.log.info({ applied }, 'gateway migrations applied')
+  }
+
+  const keys = await loadSessionKeys({
+    publicKeyPem: config.SESSION_JWT_PUBLIC_KEY,
+    publicKeyPath: config.INFRABOX_RSA_PUBLIC_KEY_PATH,
+    privateKeyPath: config.INFRABOX_RSA_PRIVATE_KEY_PATH,
+    generateUnder: storage.embedded ? config.DATA_DIR : undefined
+  })
+  if (keys === null && opts.authenticateSession === undefined) {
+    throw new ConfigError('invalid configuration: INFRABOX_RSA_PUBLIC_KEY_PATH or SESSION_JWT_PUBLIC_KEY is required with DATABASE_URL')
+  }
+
+  let demo: DemoInfo | null = null
+  if (storage.embedded && config.SEED_DEMO) {
+    const { seedDemo } = await import('./db/seed.js')
+    const seeded = await seedDemo(storage.db, { artifactRoot: config.ARTIFACT_FS_ROOT ?? join(config.DATA_DIR, 'artifacts') })
+    if (keys?.privateKey != null) demo = { userId: seeded.userId, sessionToken: await signSession(keys.privateKey, seeded.userId) }
+  }
+  fastify.decorate('demo', demo)
+
+  const redis: Redis | null = config.REDIS_URL === undefined
+    ? null
+    : createRedisClient(config.REDIS_URL, { onError: () => { /* the limiter reports failures when they matter */ } })
+
+  const authenticateSession = opts.authenticateSession ?? jwtSessionAuthenticator(keys as NonNullable<typeof keys>, storage.db)
+  const services: GatewayServices = createServices({
+    config,
+    db: storage.db,
+    auditDb: storage.auditDb,
+    redis,
+    authenticateSession,
+    limits: opts.limits ?? {},
+    metrics: createMetrics({ defaultMetrics: true }),
+    log: fastify.log,
+    ...(opts.limiterKeyPrefix !== undefined ? { limiterKeyPrefix: opts.limiterKeyPrefix } : {})
+  })
+
+  // Teardown order matters: flush the audit buffer while the database is still open.
+  fastify.addHook('onClose', async () => {
+    await services.close()
+    if (redis !== null) await redis.quit().catch(() => { redis.disconnect() })
+    await storage.close()
+  })
+
+  fastify.decorate('mcp', services)
+  fastify.setErrorHandler(errorHandler)
+  fastify.setNotFoundHandler(notFoundHandler)
+  await fastify.register(mcpTokenGuard, { prefix: MCP_PREFIX })
+
+  fastify.get('/healthz', { logLevel: 'warn' }, async () => ({ status: 'ok' }))
+
+  fastify.get('/readyz', { logLevel: 'warn' }, async (_request, reply) => {
+    const database = await Promise.race([
+      sql`select 1`.execute(storage.db).then(() => 'ok' as const, () => 'unreachable' as const),
+      new Promise<'unreachable'>(resolve => setTimeout(() => resolve('unreachable'), 1000).unref())
+    ])
+    const limiter = redis === null
+      ? 'in-process'
+      : redis.status === 'ready' && !services.limiterHealth.degraded ? 'ok' : 'degraded'
+    return await reply.code(database === 'ok' ? 200 : 503).send({
+      status: database === 'ok' ? 'ready' : 'unavailable',
+      database,
+      redis: limiter,
+      token_cache: services.tokens.caching ? 'on' : 'off',
+      audit_buffer: services.audit.depth
+    })
+  })
+
+  fastify.get('/metrics', { logLevel: 'warn' }, async (_request, reply) => {
+    return await reply.type(services.metrics.registry.contentType).send(await services.metrics.registry.metrics())
+  })
+
+  await fastify.register(mcpGateway, { prefix: MCP_PREFIX, services })
+}
+
+/** Wrapped so its decorations (mcp, demo) and handlers belong to the server it is registered on. */
+export default fp(app, { name: 'infrabox-mcp-gateway-app', fastify: '5.x' })

@@ -1,0 +1,87 @@
+// Configuration from the environment (and .env): one TypeBox schema, validated at start, one line per mistake.
+import { Type, type Static } from '@fastify/type-provider-typebox'
+import { Value } from 'typebox/value'
+
+const Int = (def: number, min: number, max: number, description: string) =>
+  Type.Integer({ default: def, minimum: min, maximum: max, description })
+const Flag = (def: boolean, description: string) => Type.Boolean({ default: def, description })
+const Str = (description: string) => Type.Optional(Type.String({ minLength: 1, description }))
+
+export const ConfigSchema = Type.Object({
+  HOST: Type.String({ default: '0.0.0.0', minLength: 1, description: 'address to listen on' }),
+  PORT: Int(8080, 0, 65535, 'port to listen on'),
+  DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://', description: 'InfraBox PostgreSQL; unset = embedded PGlite under DATA_DIR' })),
+  DB_POOL_MAX: Int(10, 1, 200, 'connections of the request pool'),
+  DATA_DIR: Type.String({ default: './.data', minLength: 1, description: 'embedded database, generated session keys, fs artifacts' }),
+  REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://', description: 'Redis for the shared limiter and cache invalidation; unset = in-process limiter' })),
+  INFRABOX_RSA_PUBLIC_KEY_PATH: Str('PEM file of the key InfraBox signs user sessions with'),
+  INFRABOX_RSA_PRIVATE_KEY_PATH: Str('PEM private key; only used to print a demo session token'),
+  SESSION_JWT_PUBLIC_KEY: Str('the session public key as PEM text (instead of the path)'),
+  MCP_RATE_LIMIT_DEFAULT_RPM: Int(30, 1, 1_000_000, 'requests per minute per user for most buckets'),
+  MCP_RATE_LIMIT_LOG_RPM: Int(10, 1, 1_000_000, 'requests per minute per user for job logs'),
+  MCP_RATE_LIMIT_ARTIFACT_RPM: Int(10, 1, 1_000_000, 'requests per minute per user for artifacts'),
+  MCP_RATE_LIMIT_TRIGGER_RPM: Int(5, 1, 1_000_000, 'build triggers per minute per user'),
+  RATE_LIMIT_REDIS_TIMEOUT_MS: Int(50, 1, 10_000, 'limiter answer deadline before failing open'),
+  MCP_TOKEN_MAX_EXPIRY_DAYS: Int(365, 1, 36_500, 'longest token lifetime'),
+  MCP_TOKEN_MAX_PER_USER: Int(20, 1, 10_000, 'live tokens per user'),
+  AUDIT_FLUSH_MS: Int(100, 5, 60_000, 'audit batch interval'),
+  AUDIT_BUFFER_MAX: Int(100_000, 100, 10_000_000, 'audit rows held while PostgreSQL is unreachable'),
+  ARTIFACT_STORAGE: Type.Union([Type.Literal('fs'), Type.Literal('s3')], { default: 'fs', description: 'where artifact bytes live' }),
+  ARTIFACT_FS_ROOT: Str('root of archive/<job_id>/<filename>; default DATA_DIR/artifacts'),
+  S3_ENDPOINT: Str('S3-compatible endpoint URL'),
+  S3_BUCKET: Str('bucket holding archive/<job_id>/<filename>'),
+  S3_REGION: Type.String({ default: 'us-east-1', minLength: 1 }),
+  S3_ACCESS_KEY_ID: Str('S3 access key'),
+  S3_SECRET_ACCESS_KEY: Str('S3 secret key'),
+  S3_FORCE_PATH_STYLE: Flag(false, 'path-style S3 addressing (MinIO, Ceph)'),
+  TRUST_PROXY: Type.String({ default: 'false', description: 'Fastify trustProxy: true, false, a hop count or comma-separated addresses' }),
+  LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map(l => Type.Literal(l)), { default: 'info' }),
+  MCP_ALLOWED_ORIGINS: Type.String({ default: '', description: 'comma-separated browser origins allowed on the MCP endpoint' }),
+  MIGRATE_ON_START: Flag(true, 'apply the gateway migrations at start'),
+  SEED_DEMO: Flag(true, 'embedded mode only: seed demo data into an empty database')
+}, { additionalProperties: true })
+
+export type Config = Static<typeof ConfigSchema>
+
+export class ConfigError extends Error {}
+
+/** Reads, defaults, coerces and checks the environment; throws ConfigError with one line naming the variable. */
+export function loadConfig (env: Record<string, string | undefined> = process.env): Config {
+  const known = Object.keys(ConfigSchema.properties)
+  // Empty strings mean "unset" (as in a copied .env.example), so defaults apply.
+  const input: Record<string, string> = {}
+  for (const key of known) {
+    const v = env[key]
+    if (v !== undefined && v.trim() !== '') input[key] = v.trim()
+  }
+  const value = Value.Convert(ConfigSchema, Value.Default(ConfigSchema, input))
+  const first = Value.Errors(ConfigSchema, value)[0]
+  if (first !== undefined) {
+    const name = first.instancePath.replace(/^\//, '') || 'configuration'
+    const raw = input[name]
+    throw new ConfigError(`invalid configuration: ${name} ${first.message}${raw !== undefined ? ` (got ${JSON.stringify(raw)})` : ''}`)
+  }
+  const config = value as Config
+  if (config.ARTIFACT_STORAGE === 's3' && config.S3_BUCKET === undefined) {
+    throw new ConfigError('invalid configuration: S3_BUCKET is required when ARTIFACT_STORAGE=s3')
+  }
+  parseTrustProxy(config.TRUST_PROXY)
+  return config
+}
+
+/** TRUST_PROXY as Fastify takes it (a hop count becomes "trust the nearest N"). */
+export function parseTrustProxy (raw: string): boolean | string[] | ((address: string, hop: number) => boolean) {
+  if (raw === 'true') return true
+  if (raw === 'false') return false
+  if (/^\d+$/.test(raw)) {
+    const hops = Number(raw)
+    return (_address: string, hop: number) => hop < hops
+  }
+  const list = raw.split(',').map(s => s.trim()).filter(s => s !== '')
+  if (list.length === 0) throw new ConfigError(`invalid configuration: TRUST_PROXY must be true, false, a hop count or addresses (got ${JSON.stringify(raw)})`)
+  return list
+}
+
+export function allowedOrigins (config: Config): Set<string> {
+  return new Set(config.MCP_ALLOWED_ORIGINS.split(',').map(s => s.trim()).filter(s => s !== ''))
+}

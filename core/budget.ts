@@ -1,0 +1,76 @@
+// Spends one unit of a user's budget in a bucket: the limiter decision as headers, a 429, or fail-open/closed.
+import type { GatewayServices, BucketLimits } from './services.js'
+import { GatewayError } from './errors.js'
+import { LimiterUnavailableError, type RateLimitDecision } from './limiter.js'
+
+export const WINDOW_MS = 60_000
+const WARN_EVERY_MS = 10_000
+
+export interface BudgetRule { bucket: string, rpm: keyof BucketLimits | number, failClosed?: boolean | undefined }
+
+export interface BudgetOutcome {
+  /** null when the limiter failed open */
+  decision: RateLimitDecision | null
+  limit: number
+  headers: Record<string, string>
+}
+
+/** `ib_mcp_rl:{<user_id>}:<bucket>`: the braces keep one user's buckets on one Redis Cluster slot. */
+export const budgetKey = (prefix: string, userId: string, bucket: string): string => `${prefix}:{${userId}}:${bucket}`
+
+export function limitOf (services: GatewayServices, rule: BudgetRule): number {
+  return typeof rule.rpm === 'number' ? rule.rpm : services.limits[rule.rpm]
+}
+
+function headersFor (bucket: string, d: RateLimitDecision): Record<string, string> {
+  const h: Record<string, string> = {
+    'ratelimit-policy': `"${bucket}";q=${d.limit};w=${WINDOW_MS / 1000}`,
+    ratelimit: `"${bucket}";r=${d.remaining};t=${d.resetSeconds}`,
+    'x-ratelimit-limit': String(d.limit),
+    'x-ratelimit-remaining': String(d.remaining),
+    'x-ratelimit-reset': String(d.resetSeconds)
+  }
+  if (!d.allowed) h['retry-after'] = String(Math.max(1, d.retryAfterSeconds))
+  return h
+}
+
+/** Limiter health as /readyz reports it. */
+export class LimiterHealth {
+  lastFailureAt = 0
+  private lastWarnAt = 0
+  get degraded (): boolean { return Date.now() - this.lastFailureAt < WARN_EVERY_MS }
+  /** true when a warning may be logged now (at most once per 10 s) */
+  noteFailure (): boolean {
+    const now = Date.now()
+    this.lastFailureAt = now
+    if (now - this.lastWarnAt < WARN_EVERY_MS) return false
+    this.lastWarnAt = now
+    return true
+  }
+}
+
+/** Spends one hit; throws 429 (refused) or 503 (store down on a fail-closed rule), else returns the headers to send. */
+export async function spendBudget (services: GatewayServices, userId: string, rule: BudgetRule): Promise<BudgetOutcome> {
+  const limit = limitOf(services, rule)
+  let decision: RateLimitDecision
+  try {
+    decision = await services.limiter.hit(budgetKey(services.limiterKeyPrefix, userId, rule.bucket), limit, WINDOW_MS)
+  } catch (err) {
+    if (!(err instanceof LimiterUnavailableError)) throw err
+    if (services.limiterHealth.noteFailure()) {
+      services.log.warn({ err: err.message, reason: err.reason }, rule.failClosed === true ? 'rate limiter unavailable: failing closed' : 'rate limiter unavailable: failing open')
+    }
+    if (rule.failClosed === true) {
+      services.metrics.rateLimitFailClosed.inc()
+      throw new GatewayError(503, 'MCP_UNAVAILABLE', 'the rate limiter is unavailable and this action is not allowed without it; retry shortly', { 'retry-after': '1' })
+    }
+    services.metrics.rateLimitFailOpen.inc()
+    return { decision: null, limit, headers: {} }
+  }
+  const headers = headersFor(rule.bucket, decision)
+  if (!decision.allowed) {
+    throw new GatewayError(429, 'MCP_RATE_LIMITED',
+      `rate limit of ${limit} requests per minute for "${rule.bucket}" reached; retry after ${headers['retry-after'] ?? '1'} s`, headers)
+  }
+  return { decision, limit, headers }
+}

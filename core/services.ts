@@ -1,0 +1,100 @@
+// Everything one gateway instance holds: config, database, limiter store, audit writer, metrics, session check.
+import type { FastifyBaseLogger } from 'fastify'
+import type { Kysely } from 'kysely'
+import type { Redis } from 'ioredis'
+import type { Config } from '../config.js'
+import type { Database } from '../db/schema.js'
+import { AuditWriter } from './audit-writer.js'
+import { MemorySlidingWindow, RedisSlidingWindow, type RateLimitStore } from './limiter.js'
+import { LimiterHealth } from './budget.js'
+import { createMetrics, type Metrics } from './metrics.js'
+import type { SessionAuthenticator } from './session.js'
+import type { TokenPolicy } from './token-admin.js'
+import { TokenStore } from './token-store.js'
+
+/** Requests per minute of each bucket (SPEC §5); overridable per deployment. */
+export interface BucketLimits {
+  default: number
+  log: number
+  artifact: number
+  trigger: number
+}
+
+export interface GatewayServices {
+  config: Config
+  db: Kysely<Database>
+  redis: Redis | null
+  limiter: RateLimitStore
+  limiterKind: 'redis' | 'memory'
+  limiterHealth: LimiterHealth
+  /** keys are `<prefix>:{<user_id>}:<bucket>` */
+  limiterKeyPrefix: string
+  log: FastifyBaseLogger
+  audit: AuditWriter
+  tokens: TokenStore
+  metrics: Metrics
+  authenticateSession: SessionAuthenticator
+  tokenPolicy: TokenPolicy
+  limits: BucketLimits
+  /** ends what these services own (not the db or redis handed in) */
+  close: () => Promise<void>
+}
+
+export interface ServiceInputs {
+  config: Config
+  db: Kysely<Database>
+  /** connections for the audit writer; defaults to `db` */
+  auditDb?: Kysely<Database>
+  redis?: Redis | null
+  authenticateSession: SessionAuthenticator
+  limits?: Partial<BucketLimits>
+  metrics?: Metrics
+  log: FastifyBaseLogger
+  /** default ib_mcp_rl; tests give each file its own */
+  limiterKeyPrefix?: string
+}
+
+export function limitsFrom (config: Config, overrides: Partial<BucketLimits> = {}): BucketLimits {
+  return {
+    default: overrides.default ?? config.MCP_RATE_LIMIT_DEFAULT_RPM,
+    log: overrides.log ?? config.MCP_RATE_LIMIT_LOG_RPM,
+    artifact: overrides.artifact ?? config.MCP_RATE_LIMIT_ARTIFACT_RPM,
+    trigger: overrides.trigger ?? config.MCP_RATE_LIMIT_TRIGGER_RPM
+  }
+}
+
+export function createServices (inp: ServiceInputs): GatewayServices {
+  const metrics = inp.metrics ?? createMetrics()
+  const redis = inp.redis ?? null
+  const limiter: RateLimitStore = redis !== null
+    ? new RedisSlidingWindow(redis, { timeoutMs: inp.config.RATE_LIMIT_REDIS_TIMEOUT_MS })
+    : new MemorySlidingWindow()
+  const audit = new AuditWriter(inp.auditDb ?? inp.db, {
+    flushMs: inp.config.AUDIT_FLUSH_MS,
+    bufferMax: inp.config.AUDIT_BUFFER_MAX,
+    log: inp.log,
+    metrics
+  })
+  const tokens = new TokenStore(inp.db, { redis, log: inp.log, metrics })
+  return {
+    config: inp.config,
+    db: inp.db,
+    redis,
+    limiter,
+    limiterKind: redis !== null ? 'redis' : 'memory',
+    limiterHealth: new LimiterHealth(),
+    limiterKeyPrefix: inp.limiterKeyPrefix ?? 'ib_mcp_rl',
+    log: inp.log,
+    audit,
+    tokens,
+    metrics,
+    authenticateSession: inp.authenticateSession,
+    tokenPolicy: { maxExpiryDays: inp.config.MCP_TOKEN_MAX_EXPIRY_DAYS, maxPerUser: inp.config.MCP_TOKEN_MAX_PER_USER },
+    limits: limitsFrom(inp.config, inp.limits),
+    close: async () => {
+      await tokens.close()
+      await audit.close()
+      await limiter.close()
+    }
+  }
+}

@@ -1,0 +1,78 @@
+// The MCP token model: `ib_mcp_` + 48 hex; minted with a CRC-32 tail so leaks can be checked offline; stored as SHA-256.
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
+import { crc32 } from 'node:zlib'
+
+export const TOKEN_PREFIX = 'ib_mcp_'
+const TOKEN_SHAPE = /^ib_mcp_[0-9a-f]{48}$/
+export const TOKEN_ID_SHAPE = /^[0-9a-f]{16}$/
+
+export interface MintedToken {
+  /** the whole secret, shown once */
+  token: string
+  /** first 16 hex characters after the prefix: the primary key, safe to show and log */
+  tokenId: string
+  /** hex SHA-256 of the whole token string, prefix included */
+  tokenHash: string
+}
+
+const checksumOf = (body40: string): string => crc32(Buffer.from(body40, 'ascii')).toString(16).padStart(8, '0')
+
+/** 160 random bits as 40 hex, then the zlib CRC-32 of those 40 ASCII characters as 8 hex. */
+export function mintToken (): MintedToken {
+  const body = randomBytes(20).toString('hex')
+  const token = `${TOKEN_PREFIX}${body}${checksumOf(body)}`
+  return { token, tokenId: tokenIdOf(token), tokenHash: hashToken(token) }
+}
+
+/** The offline format check: anything else is refused before any database work. */
+export const isWellFormedToken = (candidate: string): boolean => TOKEN_SHAPE.test(candidate)
+
+/** True for tokens this gateway minted; InfraBox's Python layer minted 48 random hex without a checksum. */
+export function hasValidChecksum (token: string): boolean {
+  if (!isWellFormedToken(token)) return false
+  const hex = token.slice(TOKEN_PREFIX.length)
+  return checksumOf(hex.slice(0, 40)) === hex.slice(40)
+}
+
+export const tokenIdOf = (token: string): string => token.slice(TOKEN_PREFIX.length, TOKEN_PREFIX.length + 16)
+
+export const hashToken = (token: string): string => createHash('sha256').update(token, 'utf8').digest('hex')
+
+/** Constant-time comparison of two hex SHA-256 digests. */
+export function sameHash (a: string, b: string): boolean {
+  const x = Buffer.from(a, 'utf8')
+  const y = Buffer.from(b, 'utf8')
+  return x.length === y.length && timingSafeEqual(x, y)
+}
+
+/**
+ * The credential an `Authorization` header carries, whatever scheme InfraBox accepts:
+ * `Bearer`/`bearer`/`token` (any case) or Basic `infrabox:<credential>`.
+ * Returns null when the header carries nothing usable.
+ */
+export function credentialFrom (authorization: string | undefined): string | null {
+  if (authorization === undefined) return null
+  const match = /^\s*([A-Za-z]+)\s+(\S+)\s*$/.exec(authorization)
+  if (match === null) return null
+  const scheme = (match[1] ?? '').toLowerCase()
+  const value = match[2] ?? ''
+  if (scheme === 'bearer' || scheme === 'token') return value
+  if (scheme === 'basic') {
+    const decoded = Buffer.from(value, 'base64').toString('utf8')
+    const colon = decoded.indexOf(':')
+    if (colon < 0) return null
+    const password = decoded.slice(colon + 1)
+    return password === '' ? null : password
+  }
+  return null
+}
+
+/** Does this request present an MCP credential anywhere InfraBox would read one (header or `token` cookie)? */
+export function carriesMcpCredential (authorization: string | undefined, cookie: string | undefined): boolean {
+  if (authorization !== undefined) {
+    if (authorization.toLowerCase().includes(TOKEN_PREFIX)) return true
+    const credential = credentialFrom(authorization)
+    if (credential !== null && credential.toLowerCase().startsWith(TOKEN_PREFIX)) return true
+  }
+  return cookie !== undefined && cookie.toLowerCase().includes(TOKEN_PREFIX)
+}

@@ -1,0 +1,149 @@
+// Build questions: a project's builds newest first with their status derived from their jobs, and one build in full.
+import type { ExpressionBuilder, Kysely } from 'kysely'
+import { decodeCursor, encodeCursor } from '../core/cursor.js'
+import { notFound } from '../core/errors.js'
+import { BUILD_STATUSES, type BuildDetail, type BuildPage, type BuildStatus, type BuildSummary } from '../schemas/data.js'
+import { jobsOfBuild } from './jobs.js'
+import type { Database, JobState } from './schema.js'
+
+export interface ListBuildsOptions {
+  branch?: string | undefined
+  status?: BuildStatus | undefined
+  limit: number
+  cursor?: string | undefined
+}
+
+const ACTIVE: JobState[] = ['queued', 'scheduled', 'running']
+const CURSOR_KIND = 'builds'
+
+/** `bool_or(job.state in (...))` over the build's jobs. */
+function anyJobIn (eb: ExpressionBuilder<Database, 'job'>, states: JobState[]) {
+  return eb.fn.agg<boolean | null>('bool_or', [eb('job.state', 'in', states)])
+}
+
+/**
+ * Builds of one project with their commit and job aggregate, as one SELECT both lists and single
+ * builds start from. Both joins are LATERAL so PostgreSQL evaluates them only for the build rows it
+ * actually returns (a page), each through an index: jobs by job_build_id_idx (job.build_id), and
+ * the commit by its sha within the build's own project (the same sha can exist in other projects).
+ */
+function buildsOfProject (db: Kysely<Database>, projectId: string) {
+  return db
+    .selectFrom('build')
+    .leftJoinLateral(
+      eb => eb.selectFrom('commit')
+        .select(['commit.id', 'commit.branch', 'commit.message', 'commit.author_name', 'commit.author_email', 'commit.url'])
+        .whereRef('commit.id', '=', 'build.commit_id')
+        .whereRef('commit.project_id', '=', 'build.project_id')
+        // Two repositories of one project could both know the sha: pick one, deterministically.
+        .orderBy('commit.repository_id')
+        .limit(1)
+        .as('build_commit'),
+      join => join.onTrue()
+    )
+    .innerJoinLateral(
+      // An aggregate without GROUP BY: exactly one row per build, also for a build without jobs.
+      eb => eb.selectFrom('job')
+        .select(eb => [
+          eb.fn.min('job.created_at').as('created_at'),
+          eb.case().when(anyJobIn(eb, ACTIVE)).then(null).else(eb.fn.max('job.end_date')).end().as('finished_at'),
+          eb.case()
+            .when(anyJobIn(eb, ACTIVE)).then('running')
+            .when(anyJobIn(eb, ['failure'])).then('failure')
+            .when(anyJobIn(eb, ['error'])).then('error')
+            .when(anyJobIn(eb, ['killed'])).then('killed')
+            .when(anyJobIn(eb, ['unstable'])).then('unstable')
+            .else('finished')
+            .end()
+            .as('status')
+        ])
+        .whereRef('job.build_id', '=', 'build.id')
+        .whereRef('job.project_id', '=', 'build.project_id')
+        .as('build_jobs'),
+      join => join.onTrue()
+    )
+    .select([
+      'build.id', 'build.build_number', 'build.restart_counter', 'build.commit_id', 'build.source',
+      'build_commit.id as commit_sha', 'build_commit.branch', 'build_commit.message', 'build_commit.author_name',
+      'build_commit.author_email', 'build_commit.url',
+      'build_jobs.created_at', 'build_jobs.finished_at', 'build_jobs.status'
+    ])
+    .where('build.project_id', '=', projectId)
+}
+
+type BuildRow = Awaited<ReturnType<ReturnType<typeof buildsOfProject>['executeTakeFirstOrThrow']>>
+
+function isBuildStatus (value: string): value is BuildStatus {
+  return (BUILD_STATUSES as readonly string[]).includes(value)
+}
+
+function toSummary (row: BuildRow): BuildSummary {
+  // The CASE above can only yield these names; the guard keeps the type honest without a cast.
+  if (!isBuildStatus(row.status)) throw new Error(`unexpected build status ${row.status}`)
+  return {
+    id: row.id,
+    build_number: row.build_number,
+    restart_counter: row.restart_counter,
+    commit_sha: row.commit_id,
+    branch: row.branch,
+    source: row.source,
+    created_at: row.created_at === null ? null : row.created_at.toISOString(),
+    finished_at: row.finished_at === null ? null : row.finished_at.toISOString(),
+    status: row.status
+  }
+}
+
+/**
+ * Builds newest first by (build_number, restart_counter) desc, keyset-paged. Both filters are SQL
+ * predicates ahead of the LIMIT, so a filtered page is as full as the data allows and the cursor
+ * stays exact. The walk follows the unique index build (project_id, build_number, restart_counter)
+ * backwards; the cursor is the last (build_number, restart_counter) served.
+ */
+export async function listBuilds (db: Kysely<Database>, projectId: string, opts: ListBuildsOptions): Promise<BuildPage> {
+  let query = buildsOfProject(db, projectId)
+  if (opts.branch !== undefined) query = query.where('build_commit.branch', '=', opts.branch)
+  if (opts.status !== undefined) query = query.where('build_jobs.status', '=', opts.status)
+  if (opts.cursor !== undefined) {
+    const [buildNumber, restartCounter] = decodeCursor(CURSOR_KIND, opts.cursor, ['number', 'number'])
+    query = query.where(eb => eb(
+      eb.refTuple('build.build_number', 'build.restart_counter'),
+      '<',
+      eb.tuple(Number(buildNumber), Number(restartCounter))
+    ))
+  }
+  const rows = await query
+    .orderBy('build.build_number', 'desc')
+    .orderBy('build.restart_counter', 'desc')
+    .limit(opts.limit + 1)
+    .execute()
+
+  const items = rows.slice(0, opts.limit).map(toSummary)
+  const last = items.at(-1)
+  return {
+    items,
+    next_cursor: rows.length > opts.limit && last !== undefined
+      ? encodeCursor(CURSOR_KIND, [last.build_number, last.restart_counter])
+      : null
+  }
+}
+
+/** One build with its commit and all its jobs; 404 when the id is not a build of this project. */
+export async function getBuild (db: Kysely<Database>, projectId: string, buildId: string): Promise<BuildDetail> {
+  const row = await buildsOfProject(db, projectId).where('build.id', '=', buildId).executeTakeFirst()
+  if (row === undefined) throw notFound(`build ${buildId} not found in project ${projectId}`)
+  const jobs = await jobsOfBuild(db, projectId, buildId)
+  return {
+    ...toSummary(row),
+    commit: row.commit_sha === null || row.branch === null || row.author_name === null || row.author_email === null || row.url === null
+      ? null
+      : {
+          sha: row.commit_sha,
+          message: row.message,
+          author_name: row.author_name,
+          author_email: row.author_email,
+          url: row.url,
+          branch: row.branch
+        },
+    jobs
+  }
+}

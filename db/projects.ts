@@ -1,0 +1,93 @@
+// Project questions: which projects a token's owner may reach, and one project with the owner's role in it.
+import type { Kysely } from 'kysely'
+import { decodeCursor, encodeCursor, UUID } from '../core/cursor.js'
+import { notFound } from '../core/errors.js'
+import type { Project, ProjectPage } from '../schemas/data.js'
+import type { Database, EnabledProjects, ProjectType, UserRole } from './schema.js'
+
+export interface ListProjectsOptions {
+  userId: string
+  /** The token's scope: `{}` means every collaboration; otherwise project id -> ISO expiry or null. */
+  enabledProjects: EnabledProjects
+  limit: number
+  cursor?: string | undefined
+  /** Clock for the per-project expiries (tests). */
+  now?: Date
+}
+
+const CURSOR_KIND = 'projects'
+
+/**
+ * The projects in the token's scope that its owner collaborates on (any role), by name then id.
+ * Public projects get no exception: a token never reaches beyond its owner's collaborations.
+ */
+export async function listProjects (db: Kysely<Database>, opts: ListProjectsOptions): Promise<ProjectPage> {
+  const scope = scopedProjectIds(opts.enabledProjects, opts.now ?? new Date())
+  if (scope !== null && scope.length === 0) return { items: [], next_cursor: null }
+  const after = opts.cursor === undefined ? null : decodeCursor(CURSOR_KIND, opts.cursor, ['string', 'uuid'])
+
+  let query = db
+    .selectFrom('collaborator')
+    .innerJoin('project', 'project.id', 'collaborator.project_id')
+    .select(['project.id', 'project.name', 'project.type', 'project.public', 'collaborator.role'])
+    .where('collaborator.user_id', '=', opts.userId)
+  if (scope !== null) query = query.where('project.id', 'in', scope)
+  if (after !== null) {
+    const [name, id] = after
+    query = query.where(eb => eb(eb.refTuple('project.name', 'project.id'), '>', eb.tuple(String(name), String(id))))
+  }
+  const rows = await query
+    .orderBy('project.name')
+    .orderBy('project.id')
+    .limit(opts.limit + 1)
+    .execute()
+
+  const items = rows.slice(0, opts.limit)
+  const last = items.at(-1)
+  return {
+    items,
+    next_cursor: rows.length > opts.limit && last !== undefined ? encodeCursor(CURSOR_KIND, [last.name, last.id]) : null
+  }
+}
+
+/**
+ * The project ids a scope still allows, or null for "all collaborations" (`{}`). A project whose expiry
+ * has passed, or is not a date at all, is out of scope; keys that are not UUIDs never reach SQL.
+ */
+export function scopedProjectIds (enabled: EnabledProjects, now: Date): string[] | null {
+  const entries = Object.entries(enabled)
+  if (entries.length === 0) return null
+  return entries
+    .filter(([id, expiry]) => UUID.test(id) && (expiry === null || Date.parse(expiry) > now.getTime()))
+    .map(([id]) => id.toLowerCase())
+}
+
+export interface ProjectAccess {
+  project: { id: string, name: string, type: ProjectType, public: boolean }
+  /** null when the user does not collaborate on the project. */
+  role: UserRole | null
+}
+
+/**
+ * The project and the user's role in it, in one query on two primary keys (project_pkey, then
+ * collaborator_pkey (user_id, project_id)); null when no such project. Called on every request.
+ */
+export async function getProjectAccess (db: Kysely<Database>, userId: string, projectId: string): Promise<ProjectAccess | null> {
+  const row = await db
+    .selectFrom('project')
+    .leftJoin('collaborator', join => join
+      .onRef('collaborator.project_id', '=', 'project.id')
+      .on('collaborator.user_id', '=', userId))
+    .select(['project.id', 'project.name', 'project.type', 'project.public', 'collaborator.role'])
+    .where('project.id', '=', projectId)
+    .executeTakeFirst()
+  if (row === undefined) return null
+  return { project: { id: row.id, name: row.name, type: row.type, public: row.public }, role: row.role }
+}
+
+/** The project as the data routes show it; 404 unless the user collaborates on it (the access plugin has refused others already). */
+export async function getProject (db: Kysely<Database>, userId: string, projectId: string): Promise<Project> {
+  const access = await getProjectAccess(db, userId, projectId)
+  if (access === null || access.role === null) throw notFound(`project ${projectId} not found`)
+  return { ...access.project, role: access.role }
+}

@@ -1,0 +1,104 @@
+// Queries on mcp_token and on the rights a token is checked against (collaborator, user).
+import { sql, type Kysely } from 'kysely'
+import type { Database, EnabledProjects, McpToken } from './schema.js'
+
+/** The row the auth step needs, with the owner's existence checked in the same indexed lookup. */
+export async function findTokenForAuth (db: Kysely<Database>, tokenId: string): Promise<McpToken | undefined> {
+  return await db.selectFrom('mcp_token')
+    .innerJoin('user', 'user.id', 'mcp_token.user_id')
+    .selectAll('mcp_token')
+    .where('mcp_token.token_id', '=', tokenId)
+    .executeTakeFirst()
+}
+
+export async function countLiveTokens (db: Kysely<Database>, userId: string): Promise<number> {
+  const row = await db.selectFrom('mcp_token')
+    .select(eb => eb.fn.countAll<string>().as('n'))
+    .where('user_id', '=', userId)
+    .where('revoked_at', 'is', null)
+    .where('expires_at', '>', sql<Date>`(now() AT TIME ZONE 'UTC')`)
+    .executeTakeFirstOrThrow()
+  return Number(row.n)
+}
+
+export interface NewToken {
+  tokenId: string
+  tokenHash: string
+  userId: string
+  name: string
+  enabledProjects: EnabledProjects
+  allowTrigger: boolean
+  expiresAt: Date
+}
+
+export async function insertToken (db: Kysely<Database>, t: NewToken): Promise<McpToken> {
+  return await db.insertInto('mcp_token').values({
+    token_id: t.tokenId,
+    token_hash: t.tokenHash,
+    user_id: t.userId,
+    name: t.name,
+    enabled_projects: JSON.stringify(t.enabledProjects),
+    allow_trigger: t.allowTrigger,
+    expires_at: t.expiresAt
+  }).returningAll().executeTakeFirstOrThrow()
+}
+
+/** A user's tokens, newest first; revoked ones only when asked. */
+export async function listTokens (db: Kysely<Database>, userId: string, includeRevoked: boolean): Promise<McpToken[]> {
+  let q = db.selectFrom('mcp_token').selectAll().where('user_id', '=', userId)
+  if (!includeRevoked) q = q.where('revoked_at', 'is', null)
+  return await q.orderBy('created_at', 'desc').orderBy('token_id', 'desc').execute()
+}
+
+/** The user's own token, revoked or not. */
+export async function findOwnToken (db: Kysely<Database>, userId: string, tokenId: string): Promise<McpToken | undefined> {
+  return await db.selectFrom('mcp_token').selectAll()
+    .where('token_id', '=', tokenId).where('user_id', '=', userId)
+    .executeTakeFirst()
+}
+
+export interface TokenChanges {
+  name?: string
+  enabledProjects?: EnabledProjects
+  allowTrigger?: boolean
+  expiresAt?: Date
+  revokedAt?: Date
+}
+
+/** Applies changes to a live (not revoked) token of the user; false when there is no such token. */
+export async function updateOwnLiveToken (db: Kysely<Database>, userId: string, tokenId: string, c: TokenChanges): Promise<boolean> {
+  const result = await db.updateTable('mcp_token')
+    .set({
+      ...(c.name !== undefined ? { name: c.name } : {}),
+      ...(c.enabledProjects !== undefined ? { enabled_projects: JSON.stringify(c.enabledProjects) } : {}),
+      ...(c.allowTrigger !== undefined ? { allow_trigger: c.allowTrigger } : {}),
+      ...(c.expiresAt !== undefined ? { expires_at: c.expiresAt } : {}),
+      ...(c.revokedAt !== undefined ? { revoked_at: c.revokedAt } : {})
+    })
+    .where('token_id', '=', tokenId)
+    .where('user_id', '=', userId)
+    .where('revoked_at', 'is', null)
+    .executeTakeFirst()
+  return result.numUpdatedRows > 0n
+}
+
+/** Sets last_used_at for many tokens in one statement; rows written less than a minute ago are left (replicas agree). */
+export async function touchTokens (db: Kysely<Database>, usedAt: Map<string, Date>): Promise<void> {
+  if (usedAt.size === 0) return
+  const ids = [...usedAt.keys()]
+  const times = ids.map(id => (usedAt.get(id) as Date).toISOString())
+  await sql`
+    UPDATE mcp_token AS t SET last_used_at = v.used_at
+    FROM unnest(${ids}::varchar[], ${times}::timestamptz[]) AS v(token_id, used_at)
+    WHERE t.token_id = v.token_id
+      AND (t.last_used_at IS NULL OR t.last_used_at <= (v.used_at AT TIME ZONE 'UTC') - interval '1 minute')`.execute(db)
+}
+
+/** Which of `projectIds` the user collaborates on (any role). */
+export async function collaboratingProjects (db: Kysely<Database>, userId: string, projectIds: string[]): Promise<Set<string>> {
+  if (projectIds.length === 0) return new Set()
+  const rows = await db.selectFrom('collaborator').select('project_id')
+    .where('user_id', '=', userId).where('project_id', 'in', projectIds)
+    .execute()
+  return new Set(rows.map(r => r.project_id))
+}

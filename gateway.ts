@@ -1,0 +1,100 @@
+// The gateway as one Fastify plugin: token administration (session) and the MCP chain, under the prefix it is given.
+import { fileURLToPath } from 'node:url'
+import autoload from '@fastify/autoload'
+import swagger from '@fastify/swagger'
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
+import type { Kysely } from 'kysely'
+import type { Redis } from 'ioredis'
+import { loadConfig, type Config } from './config.js'
+import type { Database } from './db/schema.js'
+import type { Metrics } from './core/metrics.js'
+import { createServices, type BucketLimits, type GatewayServices } from './core/services.js'
+import { jwtSessionAuthenticator, type SessionAuthenticator, type SessionKeys } from './core/session.js'
+import { errorHandler, notFoundHandler } from './plugins/errors.js'
+import auditStep from './plugins/audit.js'
+import sessionAuth from './plugins/session-auth.js'
+import mcpAuth from './plugins/mcp-auth.js'
+import rateLimit from './plugins/rate-limit.js'
+import { projectAccess, triggerAccess } from './plugins/project-access.js'
+import { announceGateway } from './plugins/token-guard.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    mcp: GatewayServices
+  }
+}
+
+export interface McpGatewayOptions {
+  /** a fully built set of services (the standalone server makes one); otherwise built from the fields below */
+  services?: GatewayServices
+  db?: Kysely<Database>
+  /** connections for the audit writer (default: db) */
+  auditDb?: Kysely<Database>
+  redis?: Redis | null
+  /** replaces InfraBox's JWT session check on the token routes */
+  authenticateSession?: SessionAuthenticator
+  sessionKeys?: SessionKeys
+  limits?: Partial<BucketLimits>
+  config?: Partial<Config>
+  metrics?: Metrics
+}
+
+const routesDir = (sub: string): string => fileURLToPath(new URL(`./routes/${sub}`, import.meta.url))
+
+function servicesFrom (fastify: FastifyInstance, opts: McpGatewayOptions): GatewayServices {
+  if (opts.db === undefined) throw new Error('mcpGateway needs `db` (a Kysely<Database>) or `services`')
+  const config = { ...loadConfig({}), ...opts.config }
+  const db = opts.db
+  const authenticateSession = opts.authenticateSession ??
+    (opts.sessionKeys !== undefined ? jwtSessionAuthenticator(opts.sessionKeys, db) : undefined)
+  if (authenticateSession === undefined) throw new Error('mcpGateway needs `authenticateSession` or `sessionKeys` for the token routes')
+  return createServices({
+    config,
+    db,
+    auditDb: opts.auditDb ?? db,
+    redis: opts.redis ?? null,
+    authenticateSession,
+    limits: opts.limits ?? {},
+    ...(opts.metrics !== undefined ? { metrics: opts.metrics } : {}),
+    log: fastify.log
+  })
+}
+
+export const mcpGateway: FastifyPluginAsync<McpGatewayOptions> = async (fastify, opts) => {
+  const services = opts.services ?? servicesFrom(fastify, opts)
+  if (opts.services === undefined) fastify.addHook('onClose', async () => { await services.close() })
+  // The standalone app decorates its root with the same services (for /readyz, /metrics); a host may not have.
+  if (!fastify.hasDecorator('mcp')) fastify.decorate('mcp', services)
+  announceGateway(fastify.server, services)
+  fastify.setErrorHandler(errorHandler)
+  fastify.setNotFoundHandler(notFoundHandler)
+
+  await fastify.register(swagger, {
+    openapi: {
+      info: { title: 'InfraBox MCP Gateway', version: '1', description: 'Scoped, rate-limited, audited access to InfraBox for AI agents' },
+      components: { securitySchemes: { mcpToken: { type: 'http', scheme: 'bearer', description: 'ib_mcp_… token' }, session: { type: 'apiKey', in: 'cookie', name: 'token' } } }
+    }
+  })
+  fastify.get('/openapi.json', { schema: { hide: true }, config: { audit: false } }, async () => fastify.swagger())
+
+  // Token administration: an InfraBox session, never an MCP token (the guard and the session step refuse those).
+  await fastify.register(async function tokenAdministration (admin) {
+    await admin.register(auditStep, { fallbackAction: 'mcp_token_admin' })
+    await admin.register(sessionAuth)
+    await admin.register(autoload, { dir: routesDir('tokens'), routeParams: true, options: { prefix: '/tokens' } })
+  })
+
+  // The MCP chain, in the order of SPEC §4: audit context, auth, rate limit, project access, trigger access,
+  // handler; the audit row is written in onResponse, after everything else.
+  await fastify.register(async function mcpChain (chain) {
+    chain.addHook('onRoute', (route) => { route.config = { ...route.config, mcpChain: true } })
+    await chain.register(auditStep, { fallbackAction: 'mcp_request' })
+    await chain.register(mcpAuth)
+    await chain.register(rateLimit)
+    await chain.register(projectAccess)
+    await chain.register(triggerAccess)
+    await chain.register(autoload, { dir: routesDir('projects'), routeParams: true, options: { prefix: '/projects' } })
+  })
+}
+
+export default mcpGateway

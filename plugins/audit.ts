@@ -1,0 +1,93 @@
+// The audit step: every request in the scope leaves one mcp_access_log row, written off the request path.
+import fp from 'fastify-plugin'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { AuditOutcome, Json } from '../db/schema.js'
+import type { BucketLimits, GatewayServices } from '../core/services.js'
+
+/** What the chain learns about a request as it passes, for its audit row. */
+export interface AuditContext {
+  tokenId: string | null
+  userId: string | null
+  projectId: string | null
+  details: Json | null
+  error: string | null
+  via: 'rest' | 'mcp'
+  /** set when one HTTP request stands for several audited calls (MCP) or none */
+  skip: boolean
+}
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** audit action, and the MCP tool twin's name (SPEC §5) */
+    action?: string
+    /** rate-limit budget of the route: bucket name and its rpm (a BucketLimits key or a number) */
+    rateLimit?: { bucket: string, rpm: keyof BucketLimits | number, failClosed?: boolean }
+    /** false: not audited (reads of the token admin) */
+    audit?: boolean
+    /** route belongs to the token-authenticated MCP namespace */
+    mcpChain?: boolean
+  }
+  interface FastifyRequest {
+    audit: AuditContext
+  }
+}
+
+export function outcomeOf (statusCode: number): AuditOutcome {
+  if (statusCode < 400) return 'success'
+  switch (statusCode) {
+    case 401: return 'unauthorized'
+    case 403: return 'forbidden'
+    case 429: return 'rate_limited'
+    case 404: case 410: return 'not_found'
+    case 400: case 405: case 406: case 413: case 415: case 422: case 431: return 'bad_request'
+    default: return 'failure'
+  }
+}
+
+/** The address to record: Fastify's `request.ip` honours TRUST_PROXY. */
+const ipOf = (request: FastifyRequest): string => request.ip.slice(0, 64)
+
+/** Builds the row for a finished request and hands it to the writer (synchronous, cannot fail). */
+export function recordAudit (services: GatewayServices, request: FastifyRequest, reply: FastifyReply, action: string, a: AuditContext = request.audit): void {
+  const statusCode = reply.statusCode
+  const outcome = outcomeOf(statusCode)
+  services.audit.record({
+    token_id: a.tokenId,
+    user_id: a.userId,
+    action,
+    outcome,
+    details: a.details === null ? null : JSON.stringify(a.details),
+    error: a.error,
+    ip: ipOf(request),
+    accessed_at: new Date(Date.now() - reply.elapsedTime),
+    project_id: a.projectId,
+    status_code: statusCode,
+    duration_ms: Math.round(reply.elapsedTime * 1000) / 1000,
+    method: request.method,
+    path: (request.url.split('?')[0] ?? '').slice(0, 2048),
+    request_id: String(request.id),
+    via: a.via
+  })
+  services.metrics.requests.inc({ action, outcome, via: a.via })
+  services.metrics.duration.observe({ action }, reply.elapsedTime / 1000)
+  if (outcome !== 'success') services.metrics.refusals.inc({ reason: outcome })
+}
+
+export const newAuditContext = (): AuditContext =>
+  ({ tokenId: null, userId: null, projectId: null, details: null, error: null, via: 'rest', skip: false })
+
+/** Wrapped with fastify-plugin so its hooks belong to the scope that registers it. */
+export default fp(async function auditStep (fastify: FastifyInstance, opts: { fallbackAction: string }) {
+  fastify.decorateRequest('audit', null as unknown as AuditContext)
+  fastify.addHook('onRequest', async (request) => {
+    request.audit = newAuditContext()
+  })
+  fastify.addHook('onError', async (request, _reply, error) => {
+    request.audit.error = error.message.slice(0, 1000)
+  })
+  fastify.addHook('onResponse', async (request, reply) => {
+    const config = request.routeOptions.config
+    if (request.audit.skip || config.audit === false) return
+    recordAudit(fastify.mcp, request, reply, config.action ?? opts.fallbackAction)
+  })
+}, { name: 'mcp-audit-step' })

@@ -1,0 +1,43 @@
+// PATCH/DELETE /tokens/:tokenId: edit or revoke one of the user's tokens.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { ErrorBody } from '../../../schemas/common.js'
+import { Done, TokenParams, UpdateTokenBody } from '../../../schemas/tokens.js'
+import { revokeToken, updateToken } from '../../../core/token-admin.js'
+
+const token: FastifyPluginAsyncTypebox = async (fastify) => {
+  fastify.patch('/', {
+    schema: {
+      summary: 'Change name, scope, expiry or trigger right of a token (applies on the next request)',
+      tags: ['tokens'],
+      params: TokenParams,
+      body: UpdateTokenBody,
+      response: { 200: Done, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody }
+    },
+    config: { action: 'update_mcp_token' }
+  }, async (request) => {
+    const { tokenId } = request.params
+    request.audit.tokenId = tokenId
+    const changed = await updateToken(fastify.mcp.db, fastify.mcp.tokenPolicy, request.sessionUser.id, tokenId, request.body)
+    request.audit.details = { changed }
+    await fastify.mcp.tokens.invalidate(tokenId)
+    return { message: 'Token updated', status: 200 as const }
+  })
+
+  fastify.delete('/', {
+    schema: {
+      summary: 'Revoke a token (the row is kept for the audit trail)',
+      tags: ['tokens'],
+      params: TokenParams,
+      response: { 200: Done, 401: ErrorBody, 404: ErrorBody }
+    },
+    config: { action: 'revoke_mcp_token' }
+  }, async (request) => {
+    const { tokenId } = request.params
+    request.audit.tokenId = tokenId
+    await revokeToken(fastify.mcp.db, request.sessionUser.id, tokenId)
+    await fastify.mcp.tokens.invalidate(tokenId)
+    return { message: 'Token revoked', status: 200 as const }
+  })
+}
+
+export default token

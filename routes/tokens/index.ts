@@ -1,0 +1,37 @@
+// GET/POST /tokens: list and create the logged-in user's MCP tokens.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from '@fastify/type-provider-typebox'
+import { ErrorBody } from '../../schemas/common.js'
+import { CreatedToken, CreateTokenBody, ListTokensQuery, TokenView } from '../../schemas/tokens.js'
+import { createToken, listTokenViews } from '../../core/token-admin.js'
+
+const tokens: FastifyPluginAsyncTypebox = async (fastify) => {
+  fastify.get('/', {
+    schema: {
+      summary: 'List your MCP tokens, newest first',
+      tags: ['tokens'],
+      querystring: ListTokensQuery,
+      response: { 200: Type.Array(TokenView), 401: ErrorBody }
+    },
+    config: { action: 'list_mcp_tokens', audit: false }
+  }, async (request) => {
+    return await listTokenViews(fastify.mcp.db, request.sessionUser.id, request.query.include === 'revoked')
+  })
+
+  fastify.post('/', {
+    schema: {
+      summary: 'Create an MCP token; the secret is in this response only',
+      tags: ['tokens'],
+      body: CreateTokenBody,
+      response: { 201: CreatedToken, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 409: ErrorBody }
+    },
+    config: { action: 'create_mcp_token' }
+  }, async (request, reply) => {
+    const created = await createToken(fastify.mcp.db, fastify.mcp.tokenPolicy, request.sessionUser.id, request.body)
+    request.audit.tokenId = created.token_id
+    request.audit.details = { name: created.name, enabled_projects: created.enabled_projects, allow_trigger: created.allow_trigger, expires_at: created.expires_at }
+    return await reply.code(201).header('cache-control', 'no-store').send(created)
+  })
+}
+
+export default tokens

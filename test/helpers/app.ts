@@ -1,0 +1,86 @@
+// Builds the real service (app.ts) for a test: its own database, its own Redis key prefix, a session key pair.
+import { randomBytes } from 'node:crypto'
+import Fastify, { type FastifyInstance } from 'fastify'
+import { exportSPKI, generateKeyPair } from 'jose'
+import { loadConfig, type Config } from '../../config.js'
+import app, { serverOptions, type AppOptions } from '../../app.js'
+import { signSession } from '../../core/session.js'
+import { createTestDatabase, type TestDatabase } from './db.js'
+
+process.env.FASTIFY_AUTOLOAD_TYPESCRIPT = '1'
+
+export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379'
+
+interface Teardown { teardown: (fn: () => unknown) => void }
+
+export interface TestApp {
+  app: FastifyInstance
+  database: TestDatabase
+  config: Config
+  keyPrefix: string
+  /** a session JWT for the user, signed like InfraBox signs them */
+  session: (userId: string) => Promise<string>
+}
+
+let keys: Promise<{ publicPem: string, privateKey: CryptoKey }> | null = null
+function sessionKeys (): Promise<{ publicPem: string, privateKey: CryptoKey }> {
+  keys ??= generateKeyPair('RS256', { modulusLength: 2048, extractable: true })
+    .then(async pair => ({ publicPem: await exportSPKI(pair.publicKey), privateKey: pair.privateKey }))
+  return keys
+}
+
+export interface BuildOptions {
+  env?: Record<string, string>
+  /** false: no Redis (in-process limiter); default true */
+  redis?: boolean
+  database?: TestDatabase
+  limits?: AppOptions['limits']
+  /** seed hook run on the fresh database before the app starts */
+  seed?: (db: TestDatabase) => Promise<void>
+}
+
+/** The app on a fresh PostgreSQL database (or the one given) and the machine's Redis, closed and removed in teardown. */
+export async function buildApp (t: Teardown, opts: BuildOptions = {}): Promise<TestApp> {
+  const database = opts.database ?? await createTestDatabase(t)
+  if (opts.seed !== undefined) await opts.seed(database)
+  const { publicPem, privateKey } = await sessionKeys()
+  const keyPrefix = `test_rl_${process.pid}_${randomBytes(4).toString('hex')}`
+  const config = loadConfig({
+    DATABASE_URL: database.url,
+    SESSION_JWT_PUBLIC_KEY: publicPem,
+    LOG_LEVEL: 'silent',
+    AUDIT_FLUSH_MS: '20',
+    ...(opts.redis === false ? {} : { REDIS_URL: TEST_REDIS_URL }),
+    ...opts.env
+  })
+  const fastify = Fastify(serverOptions(config))
+  await fastify.register(app, { config, limiterKeyPrefix: keyPrefix, ...(opts.limits !== undefined ? { limits: opts.limits } : {}) })
+  await fastify.ready()
+  t.teardown(async () => {
+    await fastify.close()
+    if (opts.redis !== false) await deleteKeys(keyPrefix)
+  })
+  return { app: fastify, database, config, keyPrefix, session: async (userId) => await signSession(privateKey, userId) }
+}
+
+/** Removes a test's Redis keys (SCAN by prefix). */
+export async function deleteKeys (prefix: string): Promise<void> {
+  const { Redis } = await import('ioredis')
+  const r = new Redis(TEST_REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 })
+  try {
+    await r.connect()
+    let cursor = '0'
+    do {
+      const [next, keys] = await r.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
+      cursor = next
+      if (keys.length > 0) await r.del(...keys)
+    } while (cursor !== '0')
+  } finally {
+    r.disconnect()
+  }
+}
+
+/** Waits until the audit writer has written everything recorded so far. */
+export async function auditSettled (app: FastifyInstance): Promise<void> {
+  await app.mcp.audit.flush()
+}
