@@ -60,6 +60,8 @@ export function serverOptions (config: Config): FastifyServerOptions {
   }
 }
 
+export const artifactRoot = (config: Config): string => config.ARTIFACT_FS_ROOT ?? join(config.DATA_DIR, 'artifacts')
+
 interface Storage { db: Kysely<Database>, auditDb: Kysely<Database>, embedded: boolean, close: () => Promise<void> }
 
 async function openStorage (fastify: FastifyInstance, config: Config): Promise<Storage> {
@@ -95,9 +97,10 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
 
   let demo: DemoInfo | null = null
   if (storage.embedded && config.SEED_DEMO) {
-    const { seedDemo } = await import('./db/seed.js')
-    const seeded = await seedDemo(storage.db, { artifactRoot: config.ARTIFACT_FS_ROOT ?? join(config.DATA_DIR, 'artifacts') })
-    if (keys?.privateKey != null) demo = { userId: seeded.userId, sessionToken: await signSession(keys.privateKey, seeded.userId) }
+    const { seedDemo, FIXTURE } = await import('./db/seed.js')
+    await seedDemo(storage.db, { artifactRoot: artifactRoot(config) })
+    const userId = FIXTURE.users.demo
+    if (keys?.privateKey != null) demo = { userId, sessionToken: await signSession(keys.privateKey, userId) }
   }
   fastify.decorate('demo', demo)
 

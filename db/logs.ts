@@ -125,20 +125,20 @@ async function readBytes (trx: Transaction<Database>, source: Source, jobId: str
   const rows = await trx
     .with('chunk', qb => qb
       .selectFrom('console')
-      .select(eb => [
-        'console.output',
-        eb.fn.sum<number>(eb.fn('octet_length', ['console.output']))
-          .over(ob => ob.orderBy('console.date').orderBy('console.id'))
-          .as('end_at'),
-        eb.fn<number>('octet_length', ['console.output']).as('size')
-      ])
+      .select(eb => {
+        const size = eb.fn<number>('octet_length', ['console.output'])
+        const endAt = eb.fn.sum<number>(size).over(ob => ob.orderBy('console.date').orderBy('console.id'))
+        return ['console.output', endAt.as('end_at'), eb(endAt, '-', size).as('start_at')]
+      })
       .where('console.job_id', '=', jobId))
     .selectFrom('chunk')
     .select(eb => {
-      const startAt = eb('chunk.end_at', '-', eb.ref('chunk.size'))
-      const from = eb.fn('greatest', [eb(eb.val(start), '-', startAt), eb.val(0)])
-      const upTo = eb.fn('least', [eb.ref('chunk.end_at'), eb.val(end)])
-      const count = eb(upTo, '-', eb.fn('greatest', [startAt, eb.val(start)]))
+      const from = eb.fn('greatest', [eb(eb.val(start), '-', eb.ref('chunk.start_at')), eb.val(0)])
+      const count = eb(
+        eb.fn('least', [eb.ref('chunk.end_at'), eb.val(end)]),
+        '-',
+        eb.fn('greatest', [eb.ref('chunk.start_at'), eb.val(start)])
+      )
       // The running sum is bigint; substr takes int4 (both values are bounded by one row's size).
       return eb.fn<Uint8Array>('substr', [
         eb.fn('convert_to', ['chunk.output', eb.val('UTF8')]),
@@ -147,7 +147,7 @@ async function readBytes (trx: Transaction<Database>, source: Source, jobId: str
       ]).as('bytes')
     })
     .where('chunk.end_at', '>', start)
-    .where(eb => eb(eb('chunk.end_at', '-', eb.ref('chunk.size')), '<', end))
+    .where('chunk.start_at', '<', end)
     .orderBy('chunk.end_at')
     .execute()
   return Buffer.concat(rows.map(r => r.bytes))
