@@ -6,9 +6,9 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import { sql, type Kysely } from 'kysely'
 import type { Redis } from 'ioredis'
-import { parseTrustProxy, type Config } from './config.js'
+import { artifactRoot, parseTrustProxy, type Config } from './config.js'
 import { kyselyOverPool, kyselyWithOwnPool, openEmbedded, poolConfig } from './db/connect.js'
-import { applyInfraboxSubset, migrateGateway } from './db/migrate.js'
+import { applyInfraboxSubset, migrateGateway, type ScriptRunner } from './db/migrate.js'
 import type { Database } from './db/schema.js'
 import { createRedisClient } from './core/limiter.js'
 import { createMetrics } from './core/metrics.js'
@@ -56,13 +56,13 @@ export function serverOptions (config: Config): FastifyServerOptions {
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID()
     },
     return503OnClosing: true,
+    // the embedded first start creates a PGlite cluster (5-11 s here) and seeds it
+    pluginTimeout: 120_000,
     forceCloseConnections: 'idle'
   }
 }
 
-export const artifactRoot = (config: Config): string => config.ARTIFACT_FS_ROOT ?? join(config.DATA_DIR, 'artifacts')
-
-interface Storage { db: Kysely<Database>, auditDb: Kysely<Database>, embedded: boolean, close: () => Promise<void> }
+interface Storage { db: Kysely<Database>, auditDb: Kysely<Database>, embedded: boolean, exec?: ScriptRunner, close: () => Promise<void> }
 
 async function openStorage (fastify: FastifyInstance, config: Config): Promise<Storage> {
   if (config.DATABASE_URL !== undefined) {
@@ -72,14 +72,14 @@ async function openStorage (fastify: FastifyInstance, config: Config): Promise<S
     return { db: kyselyOverPool(fastify.pg.pool), auditDb, embedded: false, close: async () => { await auditDb.destroy() } }
   }
   const embedded = await openEmbedded(join(config.DATA_DIR, 'pglite'))
-  return { db: embedded.db, auditDb: embedded.db, embedded: true, close: embedded.close }
+  return { db: embedded.db, auditDb: embedded.db, embedded: true, exec: embedded.exec, close: embedded.close }
 }
 
 async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   const { config } = opts
   const storage = await openStorage(fastify, config)
 
-  if (storage.embedded) await applyInfraboxSubset(storage.db)
+  if (storage.embedded) await applyInfraboxSubset(storage.db, storage.exec)
   if (config.MIGRATE_ON_START) {
     const { applied } = await migrateGateway(storage.db)
     if (applied.length > 0) fastify.log.info({ applied }, 'gateway migrations applied')

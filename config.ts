@@ -1,5 +1,6 @@
 // Configuration from the environment (and .env): one TypeBox schema, validated at start, one line per mistake.
 import { Type, type Static } from '@fastify/type-provider-typebox'
+import { join } from 'node:path'
 import { Value } from 'typebox/value'
 
 const Int = (def: number, min: number, max: number, description: string) =>
@@ -81,6 +82,9 @@ export function parseTrustProxy (raw: string): boolean | string[] | ((address: s
   if (list.length === 0) throw new ConfigError(`invalid configuration: TRUST_PROXY must be true, false, a hop count or addresses (got ${JSON.stringify(raw)})`)
   return list
 }
+
+/** Root of `archive/<job_id>/<filename>` for the filesystem store. */
+export const artifactRoot = (config: Config): string => config.ARTIFACT_FS_ROOT ?? join(config.DATA_DIR, 'artifacts')
 
 export function allowedOrigins (config: Config): Set<string> {
   return new Set(config.MCP_ALLOWED_ORIGINS.split(',').map(s => s.trim()).filter(s => s !== ''))

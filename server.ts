@@ -22,7 +22,9 @@ function readConfig (): Config {
 const config = readConfig()
 const fastify = Fastify(serverOptions(config))
 
+let closing = false
 closeWithGrace({ delay: 15_000 }, async ({ signal, err }) => {
+  closing = true
   if (err !== undefined) fastify.log.error({ err }, 'shutting down after an error')
   else fastify.log.info({ signal }, 'shutting down: finishing requests, flushing the audit log')
   await fastify.close()
@@ -30,6 +32,9 @@ closeWithGrace({ delay: 15_000 }, async ({ signal, err }) => {
 
 try {
   await fastify.register(app, { config })
+  await fastify.ready()
+  // A signal during start-up (migrations, seeding) closes the app: do not listen afterwards.
+  if (closing) process.exit(0)
   const address = await fastify.listen({ host: config.HOST, port: config.PORT })
   if (fastify.demo !== null) printDemo(address, fastify.demo.sessionToken)
 } catch (err) {

@@ -2,7 +2,8 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { Kysely } from 'kysely'
 import type { Redis } from 'ioredis'
-import type { Config } from '../config.js'
+import { artifactRoot, type Config } from '../config.js'
+import { FsArtifactStore, S3ArtifactStore, type ArtifactStore } from './artifact-store.js'
 import type { Database } from '../db/schema.js'
 import { AuditWriter } from './audit-writer.js'
 import { MemorySlidingWindow, RedisSlidingWindow, type RateLimitStore } from './limiter.js'
@@ -32,6 +33,7 @@ export interface GatewayServices {
   log: FastifyBaseLogger
   audit: AuditWriter
   tokens: TokenStore
+  artifacts: ArtifactStore
   metrics: Metrics
   authenticateSession: SessionAuthenticator
   tokenPolicy: TokenPolicy
@@ -50,6 +52,8 @@ export interface ServiceInputs {
   limits?: Partial<BucketLimits>
   metrics?: Metrics
   log: FastifyBaseLogger
+  /** default: from ARTIFACT_STORAGE and its settings */
+  artifactStore?: ArtifactStore
   /** default ib_mcp_rl; tests give each file its own */
   limiterKeyPrefix?: string
 }
@@ -61,6 +65,20 @@ export function limitsFrom (config: Config, overrides: Partial<BucketLimits> = {
     artifact: overrides.artifact ?? config.MCP_RATE_LIMIT_ARTIFACT_RPM,
     trigger: overrides.trigger ?? config.MCP_RATE_LIMIT_TRIGGER_RPM
   }
+}
+
+export function artifactStoreFrom (config: Config): ArtifactStore {
+  if (config.ARTIFACT_STORAGE === 's3') {
+    return new S3ArtifactStore({
+      endpoint: config.S3_ENDPOINT,
+      bucket: config.S3_BUCKET ?? '',
+      region: config.S3_REGION,
+      accessKeyId: config.S3_ACCESS_KEY_ID,
+      secretAccessKey: config.S3_SECRET_ACCESS_KEY,
+      forcePathStyle: config.S3_FORCE_PATH_STYLE
+    })
+  }
+  return new FsArtifactStore(artifactRoot(config))
 }
 
 export function createServices (inp: ServiceInputs): GatewayServices {
@@ -76,6 +94,7 @@ export function createServices (inp: ServiceInputs): GatewayServices {
     metrics
   })
   const tokens = new TokenStore(inp.db, { redis, log: inp.log, metrics })
+  const artifacts = inp.artifactStore ?? artifactStoreFrom(inp.config)
   return {
     config: inp.config,
     db: inp.db,
@@ -87,6 +106,7 @@ export function createServices (inp: ServiceInputs): GatewayServices {
     log: inp.log,
     audit,
     tokens,
+    artifacts,
     metrics,
     authenticateSession: inp.authenticateSession,
     tokenPolicy: { maxExpiryDays: inp.config.MCP_TOKEN_MAX_EXPIRY_DAYS, maxPerUser: inp.config.MCP_TOKEN_MAX_PER_USER },
@@ -95,6 +115,7 @@ export function createServices (inp: ServiceInputs): GatewayServices {
       await tokens.close()
       await audit.close()
       await limiter.close()
+      await artifacts.close?.()
     }
   }
 }

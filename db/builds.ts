@@ -22,25 +22,26 @@ function anyJobIn (eb: ExpressionBuilder<Database, 'job'>, states: JobState[]) {
 }
 
 /**
+ * The project's repositories, as a sub-select. InfraBox files every commit under its project's
+ * repository and its commit primary key is (repository_id, id), so naming the repository is what
+ * lets a commit lookup by sha use an index on a stock InfraBox database (commit has no index on
+ * project_id or id alone). Constant per query: PostgreSQL reads it once per use.
+ */
+function repositoriesOf (db: Kysely<Database>, projectId: string) {
+  return db.selectFrom('repository').select('repository.id').where('repository.project_id', '=', projectId)
+}
+
+/**
  * Builds of one project with their commit and job aggregate, as one SELECT both lists and single
- * builds start from. Both joins are LATERAL so PostgreSQL evaluates them only for the build rows it
- * actually returns (a page), each through an index: jobs by job_build_id_idx (job.build_id), and
- * the commit by its sha within the build's own project (the same sha can exist in other projects).
+ * builds start from. Both joins are LATERAL, so PostgreSQL evaluates them only for the build rows
+ * it walks, each through an index: jobs by job_build_id_idx, the commit by commit_pkey
+ * (repository_id, id). The jobs come first so that a status filter rejects a build before its
+ * commit is looked up. The commit is matched on its sha and the build's project (the same sha can
+ * exist in other projects).
  */
 function buildsOfProject (db: Kysely<Database>, projectId: string) {
   return db
     .selectFrom('build')
-    .leftJoinLateral(
-      eb => eb.selectFrom('commit')
-        .select(['commit.id', 'commit.branch', 'commit.message', 'commit.author_name', 'commit.author_email', 'commit.url'])
-        .whereRef('commit.id', '=', 'build.commit_id')
-        .whereRef('commit.project_id', '=', 'build.project_id')
-        // Two repositories of one project could both know the sha: pick one, deterministically.
-        .orderBy('commit.repository_id')
-        .limit(1)
-        .as('build_commit'),
-      join => join.onTrue()
-    )
     .innerJoinLateral(
       // An aggregate without GROUP BY: exactly one row per build, also for a build without jobs.
       eb => eb.selectFrom('job')
@@ -62,13 +63,39 @@ function buildsOfProject (db: Kysely<Database>, projectId: string) {
         .as('build_jobs'),
       join => join.onTrue()
     )
+    .leftJoinLateral(
+      eb => eb.selectFrom('commit')
+        .select(['commit.id', 'commit.branch', 'commit.message', 'commit.author_name', 'commit.author_email', 'commit.url'])
+        .whereRef('commit.id', '=', 'build.commit_id')
+        .whereRef('commit.project_id', '=', 'build.project_id')
+        .where('commit.repository_id', 'in', repositoriesOf(db, projectId))
+        // Two repositories of one project could both know the sha: pick one, deterministically.
+        .orderBy('commit.repository_id')
+        .limit(1)
+        .as('build_commit'),
+      join => join.onTrue()
+    )
     .select([
       'build.id', 'build.build_number', 'build.restart_counter', 'build.commit_id', 'build.source',
-      'build_commit.id as commit_sha', 'build_commit.branch', 'build_commit.message', 'build_commit.author_name',
+      'build_commit.id as commit_row_sha', 'build_commit.branch', 'build_commit.message', 'build_commit.author_name',
       'build_commit.author_email', 'build_commit.url',
       'build_jobs.created_at', 'build_jobs.finished_at', 'build_jobs.status'
     ])
     .where('build.project_id', '=', projectId)
+}
+
+/**
+ * For each status, job states one of which a build of that status must have: a semi-join on them
+ * (job_project_id_idx) bounds a filtered listing by one pass over the project's jobs instead of an
+ * aggregate per build when the status is rare. `finished` is the absence of the others: no witness.
+ */
+const STATUS_WITNESS: Record<BuildStatus, JobState[] | null> = {
+  running: ACTIVE,
+  failure: ['failure'],
+  error: ['error'],
+  killed: ['killed'],
+  unstable: ['unstable'],
+  finished: null
 }
 
 type BuildRow = Awaited<ReturnType<ReturnType<typeof buildsOfProject>['executeTakeFirstOrThrow']>>
@@ -101,8 +128,28 @@ function toSummary (row: BuildRow): BuildSummary {
  */
 export async function listBuilds (db: Kysely<Database>, projectId: string, opts: ListBuildsOptions): Promise<BuildPage> {
   let query = buildsOfProject(db, projectId)
-  if (opts.branch !== undefined) query = query.where('build_commit.branch', '=', opts.branch)
-  if (opts.status !== undefined) query = query.where('build_jobs.status', '=', opts.status)
+  const { branch, status } = opts
+  if (branch !== undefined) {
+    // The semi-join narrows the walk to builds of the branch's commits; the second test keeps it
+    // exact for the commit row actually shown.
+    query = query
+      .where('build.commit_id', 'in', eb => eb.selectFrom('commit')
+        .select('commit.id')
+        .where('commit.project_id', '=', projectId)
+        .where('commit.repository_id', 'in', repositoriesOf(db, projectId))
+        .where('commit.branch', '=', branch))
+      .where('build_commit.branch', '=', branch)
+  }
+  if (status !== undefined) {
+    const witness = STATUS_WITNESS[status]
+    if (witness !== null) {
+      query = query.where('build.id', 'in', eb => eb.selectFrom('job')
+        .select('job.build_id')
+        .where('job.project_id', '=', projectId)
+        .where('job.state', 'in', witness))
+    }
+    query = query.where('build_jobs.status', '=', status)
+  }
   if (opts.cursor !== undefined) {
     const [buildNumber, restartCounter] = decodeCursor(CURSOR_KIND, opts.cursor, ['number', 'number'])
     query = query.where(eb => eb(
@@ -134,10 +181,10 @@ export async function getBuild (db: Kysely<Database>, projectId: string, buildId
   const jobs = await jobsOfBuild(db, projectId, buildId)
   return {
     ...toSummary(row),
-    commit: row.commit_sha === null || row.branch === null || row.author_name === null || row.author_email === null || row.url === null
+    commit: row.commit_row_sha === null || row.branch === null || row.author_name === null || row.author_email === null || row.url === null
       ? null
       : {
-          sha: row.commit_sha,
+          sha: row.commit_row_sha,
           message: row.message,
           author_name: row.author_name,
           author_email: row.author_email,

@@ -54,6 +54,8 @@ export function kyselyWithOwnPool (s: PoolSettings): Kysely<Database> {
 
 export interface EmbeddedDatabase {
   db: Kysely<Database>
+  /** multi-statement scripts (PGlite's extended protocol takes one statement per query) */
+  exec: (script: string) => Promise<unknown>
   close: () => Promise<void>
 }
 
@@ -69,6 +71,7 @@ export async function openEmbedded (dataDir: string): Promise<EmbeddedDatabase> 
   const db = new Kysely<Database>({ dialect: new PGliteDialect(pglite) })
   return {
     db,
+    exec: async (script) => await pglite.exec(script),
     close: async () => {
       await db.destroy()
       if (!pglite.closed) await pglite.close()

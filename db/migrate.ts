@@ -39,12 +39,17 @@ async function readSchemaFile (name: string): Promise<string> {
   return await readFile(new URL(`./infrabox-schema/${name}`, import.meta.url), 'utf8')
 }
 
+/** Runs a multi-statement SQL script (pg's simple protocol does this; PGlite needs its own `exec`). */
+export type ScriptRunner = (script: string) => Promise<unknown>
+
+const viaKysely = (db: Kysely<Database>): ScriptRunner => async (script) => await sql.raw(script).execute(db)
+
 /** The InfraBox tables the gateway reads (db/infrabox-schema/infrabox.sql). Embedded mode and tests only. */
-export async function applyInfraboxSubset (db: Kysely<Database>): Promise<void> {
-  await sql.raw(await readSchemaFile('infrabox.sql')).execute(db)
+export async function applyInfraboxSubset (db: Kysely<Database>, run: ScriptRunner = viaKysely(db)): Promise<void> {
+  await run(await readSchemaFile('infrabox.sql'))
 }
 
 /** InfraBox's own 00047 creation of the MCP tables, to reproduce a live InfraBox database in tests. */
-export async function applyInfrabox00047Mcp (db: Kysely<Database>): Promise<void> {
-  await sql.raw(await readSchemaFile('00047-mcp.sql')).execute(db)
+export async function applyInfrabox00047Mcp (db: Kysely<Database>, run: ScriptRunner = viaKysely(db)): Promise<void> {
+  await run(await readSchemaFile('00047-mcp.sql'))
 }

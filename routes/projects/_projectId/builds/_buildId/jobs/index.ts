@@ -1,0 +1,8 @@
+// GET /projects/:projectId/builds/:buildId/jobs (list_jobs).
+import type { FastifyInstance } from 'fastify'
+import { operationRoute } from '../../../../../../plugins/operation-route.js'
+import { listJobsOp } from '../../../../../../core/operations.js'
+
+export default async function (fastify: FastifyInstance): Promise<void> {
+  fastify.route(operationRoute(fastify, listJobsOp))
+}

@@ -1,0 +1,8 @@
+// POST /projects/:projectId/trigger: a build, exactly as InfraBox starts one (trigger_build).
+import type { FastifyInstance } from 'fastify'
+import { operationRoute } from '../../../../plugins/operation-route.js'
+import { triggerBuildOp } from '../../../../core/operations.js'
+
+export default async function (fastify: FastifyInstance): Promise<void> {
+  fastify.route(operationRoute(fastify, triggerBuildOp))
+}
