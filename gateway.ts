@@ -37,6 +37,8 @@ export interface McpGatewayOptions {
   limits?: Partial<BucketLimits>
   config?: Partial<Config>
   metrics?: Metrics
+  /** Redis key prefix of the limiter (default ib_mcp_rl) */
+  limiterKeyPrefix?: string
 }
 
 const routesDir = (sub: string): string => fileURLToPath(new URL(`./routes/${sub}`, import.meta.url))
@@ -56,6 +58,7 @@ function servicesFrom (fastify: FastifyInstance, opts: McpGatewayOptions): Gatew
     authenticateSession,
     limits: opts.limits ?? {},
     ...(opts.metrics !== undefined ? { metrics: opts.metrics } : {}),
+    ...(opts.limiterKeyPrefix !== undefined ? { limiterKeyPrefix: opts.limiterKeyPrefix } : {}),
     log: fastify.log
   })
 }

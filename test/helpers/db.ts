@@ -52,3 +52,13 @@ export async function createTestDatabase (t?: Teardown, opts: { bare?: boolean, 
   t?.teardown(drop)
   return { name, url, db, drop }
 }
+
+/** Polls `probe` until it returns true or `ms` pass (for work done off the request path, e.g. audit batches). */
+export async function eventually (probe: () => Promise<boolean>, ms = 5000): Promise<boolean> {
+  const deadline = Date.now() + ms
+  while (Date.now() < deadline) {
+    if (await probe()) return true
+    await new Promise(resolve => setTimeout(resolve, 25))
+  }
+  return await probe()
+}

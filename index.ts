@@ -1,0 +1,12 @@
+// The package entry: the plugins a host Fastify gateway embeds, and the pieces the standalone service is built from.
+export { mcpGateway, type McpGatewayOptions } from './gateway.js'
+export { mcpTokenGuard, type TokenGuardOptions } from './plugins/token-guard.js'
+export { default as app, serverOptions, MCP_PREFIX, type AppOptions } from './app.js'
+export { loadConfig, ConfigError, type Config } from './config.js'
+export { kyselyOverPool, kyselyWithOwnPool, poolConfig, openEmbedded } from './db/connect.js'
+export { migrateGateway, applyInfraboxSubset } from './db/migrate.js'
+export type { Database } from './db/schema.js'
+export { jwtSessionAuthenticator, loadSessionKeys, signSession, type SessionAuthenticator, type SessionUser } from './core/session.js'
+export { createRedisClient } from './core/limiter.js'
+export type { BucketLimits, GatewayServices } from './core/services.js'
+export { mintToken, hasValidChecksum, isWellFormedToken } from './core/token.js'
