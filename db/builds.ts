@@ -100,8 +100,10 @@ const STATUS_WITNESS: Record<BuildStatus, JobState[] | null> = {
 
 type BuildRow = Awaited<ReturnType<ReturnType<typeof buildsOfProject>['executeTakeFirstOrThrow']>>
 
+const STATUS_NAMES: ReadonlySet<string> = new Set(BUILD_STATUSES)
+
 function isBuildStatus (value: string): value is BuildStatus {
-  return (BUILD_STATUSES as readonly string[]).includes(value)
+  return STATUS_NAMES.has(value)
 }
 
 function toSummary (row: BuildRow): BuildSummary {

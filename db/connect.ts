@@ -29,6 +29,9 @@ export function poolConfig (s: PoolSettings): pg.PoolConfig {
     idleTimeoutMillis: 30_000,
     application_name: s.applicationName ?? 'infrabox-mcp-gateway',
     options: `-c TimeZone=UTC -c statement_timeout=${s.statementTimeoutMs ?? 10_000}`,
+    // The server-side timeout cannot fire when the network to it is cut: bound the wait on our side too.
+    query_timeout: (s.statementTimeoutMs ?? 10_000) + 2000,
+    keepAlive: true,
     types: {
       getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
         oid === TIMESTAMP_WITHOUT_TZ && format !== 'binary'

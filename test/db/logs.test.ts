@@ -5,8 +5,11 @@ import { readJobLog, type LogWindowOptions } from '../../db/logs.js'
 import { COMPILE_LOG, DEPLOY_LOG, FIXTURE, seedFixture } from '../../db/seed.js'
 import { LOG_WINDOW_MAX } from '../../schemas/data.js'
 import { createTestDatabase } from '../helpers/db.js'
+import { settleBeforeDrop } from '../helpers/pg-settle.js'
 
-const { db } = await createTestDatabase(t)
+const testDb = await createTestDatabase(t)
+settleBeforeDrop(t, testDb)
+const { db } = testDb
 await seedFixture(db)
 const { projects: P, builds: B, jobs: J } = FIXTURE
 const MiB = 1024 * 1024

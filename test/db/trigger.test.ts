@@ -4,8 +4,11 @@ import t from 'tap'
 import { CREATE_JOBS_DEFINITION, triggerBuild } from '../../db/trigger.js'
 import { FIXTURE, seedFixture } from '../../db/seed.js'
 import { createTestDatabase } from '../helpers/db.js'
+import { settleBeforeDrop } from '../helpers/pg-settle.js'
 
-const { db } = await createTestDatabase(t)
+const testDb = await createTestDatabase(t)
+settleBeforeDrop(t, testDb)
+const { db } = testDb
 await seedFixture(db)
 const { projects: P, commits: C } = FIXTURE
 const github = { id: P.github, type: 'github' } as const
