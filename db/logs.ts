@@ -1,7 +1,7 @@
 // Job logs: a byte or line window of job.console (finished jobs) or of the job's console rows (running ones), cut in SQL.
 import type { Kysely, Transaction } from 'kysely'
 import { badRequest, gone, notFound } from '../core/errors.js'
-import { LOG_WINDOW_MAX, type JobLog } from '../schemas/data.js'
+import { LOG_OFFSET_MAX, LOG_TAIL_MAX, LOG_WINDOW_MAX, type JobLog } from '../schemas/data.js'
 import type { Database } from './schema.js'
 
 export interface LogWindowOptions {
@@ -39,7 +39,10 @@ export async function readJobLog (db: Kysely<Database>, projectId: string, jobId
   if (opts.tail !== undefined && (opts.offset !== undefined || opts.length !== undefined)) {
     throw badRequest('tail cannot be combined with offset or length')
   }
-  if (opts.length !== undefined && opts.length > LOG_WINDOW_MAX) throw badRequest(`length may be at most ${LOG_WINDOW_MAX}`)
+  // The route schemas bound these already; the checks keep other callers from reaching SQL with nonsense.
+  for (const [name, value, min, max] of [['offset', opts.offset, 0, LOG_OFFSET_MAX], ['length', opts.length, 1, LOG_WINDOW_MAX], ['tail', opts.tail, 1, LOG_TAIL_MAX]] as const) {
+    if (value !== undefined && !(Number.isSafeInteger(value) && value >= min && value <= max)) throw badRequest(`${name} must be an integer from ${min} to ${max}`)
+  }
 
   return await db.transaction().setIsolationLevel('repeatable read').setAccessMode('read only').execute(async trx => {
     const { source, total } = await measureLog(trx, projectId, jobId)

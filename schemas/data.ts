@@ -218,7 +218,8 @@ export const TriggerBody = Type.Object({
   env: Type.Optional(Type.Record(
     Type.String({ pattern: ENV_NAME_PATTERN }),
     Type.String({ maxLength: ENV_VALUE_MAX }),
-    { maxProperties: ENV_MAX_VARIABLES, additionalProperties: false, description: `environment for the build: NAME -> value, at most ${ENV_MAX_VARIABLES} names matching ${ENV_NAME_PATTERN}, values up to ${ENV_VALUE_MAX} characters` }
+    // propertyNames as well: Fastify's Ajv (removeAdditional) would otherwise drop a badly named variable silently instead of a 400.
+    { maxProperties: ENV_MAX_VARIABLES, additionalProperties: false, propertyNames: { pattern: ENV_NAME_PATTERN }, description: `environment for the build: NAME -> value, at most ${ENV_MAX_VARIABLES} names matching ${ENV_NAME_PATTERN}, values up to ${ENV_VALUE_MAX} characters` }
   ))
 }, { additionalProperties: false, description: 'What to build. Git projects need branch or sha; upload projects rebuild their newest upload.' })
 export type TriggerBody = Static<typeof TriggerBody>

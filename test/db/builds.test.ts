@@ -7,10 +7,8 @@ import { getBuild, listBuilds, type ListBuildsOptions } from '../../db/builds.js
 import { FIXTURE, seedFixture } from '../../db/seed.js'
 import type { BuildStatus, BuildSummary } from '../../schemas/data.js'
 import { createTestDatabase } from '../helpers/db.js'
-import { settleBeforeDrop } from '../helpers/pg-settle.js'
 
 const testDb = await createTestDatabase(t)
-settleBeforeDrop(t, testDb)
 const { db } = testDb
 await seedFixture(db)
 const { projects: P, builds: B, commits: C } = FIXTURE

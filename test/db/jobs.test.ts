@@ -5,10 +5,8 @@ import { getJob, listJobs, listTestRuns } from '../../db/jobs.js'
 import { FIXTURE, seedFixture } from '../../db/seed.js'
 import type { Job, TestRun } from '../../schemas/data.js'
 import { createTestDatabase } from '../helpers/db.js'
-import { settleBeforeDrop } from '../helpers/pg-settle.js'
 
 const testDb = await createTestDatabase(t)
-settleBeforeDrop(t, testDb)
 const { db } = testDb
 await seedFixture(db)
 const { projects: P, builds: B, jobs: J, testRuns: T } = FIXTURE

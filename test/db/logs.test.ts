@@ -5,10 +5,8 @@ import { readJobLog, type LogWindowOptions } from '../../db/logs.js'
 import { COMPILE_LOG, DEPLOY_LOG, FIXTURE, seedFixture } from '../../db/seed.js'
 import { LOG_WINDOW_MAX } from '../../schemas/data.js'
 import { createTestDatabase } from '../helpers/db.js'
-import { settleBeforeDrop } from '../helpers/pg-settle.js'
 
 const testDb = await createTestDatabase(t)
-settleBeforeDrop(t, testDb)
 const { db } = testDb
 await seedFixture(db)
 const { projects: P, builds: B, jobs: J } = FIXTURE
@@ -108,6 +106,8 @@ t.test('window arithmetic', async t => {
   t.same(lastTen, { log: ' finished\n', total_bytes: full.length, offset: full.length - 10, length: 10, truncated: true }, 'length alone: the last bytes')
   await t.rejects(readJobLog(db, P.github, J.compile, { tail: 1, offset: 0 }), { code: 'MCP_BAD_REQUEST', statusCode: 400 })
   await t.rejects(readJobLog(db, P.github, J.compile, { length: LOG_WINDOW_MAX + 1 }), { code: 'MCP_BAD_REQUEST' })
+  await t.rejects(readJobLog(db, P.github, J.compile, { offset: -1 }), { code: 'MCP_BAD_REQUEST' })
+  await t.rejects(readJobLog(db, P.github, J.compile, { tail: 0 }), { code: 'MCP_BAD_REQUEST' })
 })
 
 t.test('tail: the last N lines', async t => {

@@ -4,10 +4,8 @@ import t from 'tap'
 import { CREATE_JOBS_DEFINITION, triggerBuild } from '../../db/trigger.js'
 import { FIXTURE, seedFixture } from '../../db/seed.js'
 import { createTestDatabase } from '../helpers/db.js'
-import { settleBeforeDrop } from '../helpers/pg-settle.js'
 
 const testDb = await createTestDatabase(t)
-settleBeforeDrop(t, testDb)
 const { db } = testDb
 await seedFixture(db)
 const { projects: P, commits: C } = FIXTURE

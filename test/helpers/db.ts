@@ -47,7 +47,16 @@ export async function createTestDatabase (t?: Teardown, opts: { bare?: boolean, 
     if (dropped) return
     dropped = true
     await db.destroy()
-    await admin(async c => { await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) })
+    await admin(async c => {
+      // pg-pool's end() resolves before its sockets close; a FORCE drop would kill a closing connection
+      // whose 'error' then crashes the test process. Wait (bounded) until the server saw them all go.
+      for (let i = 0; i < 100; i++) {
+        const { rows } = await c.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1', [name])
+        if (rows[0]?.n === 0) break
+        await new Promise(resolve => setTimeout(resolve, 20))
+      }
+      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+    })
   }
   t?.teardown(drop)
   return { name, url, db, drop }
