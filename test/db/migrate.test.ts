@@ -76,3 +76,19 @@ t.test('InfraBox 47 database: existing tokens and audit rows are kept, only extr
   const log = await columns(live.db, 'mcp_access_log')
   t.ok(EXTRAS.every(e => log.some(c => c.column_name === e)), 'extras added')
 })
+
+t.test('npm run migrate: applies to DATABASE_URL and exits; refuses without one', async t => {
+  const { execFile } = await import('node:child_process')
+  const { promisify } = await import('node:util')
+  const run = promisify(execFile)
+  const root = new URL('../..', import.meta.url).pathname
+  const target = await createTestDatabase(t, { bare: true })
+  await applyInfraboxSubset(target.db)
+  const first = await run('node', ['dist/db/migrate-cli.js'], { cwd: root, env: { ...process.env, DATABASE_URL: target.url } })
+  t.match(first.stdout, /applied: 0001-mcp-tables, 0002-access-log-extras/)
+  const second = await run('node', ['dist/db/migrate-cli.js'], { cwd: root, env: { ...process.env, DATABASE_URL: target.url } })
+  t.match(second.stdout, /up to date/)
+  const missing = await run('node', ['dist/db/migrate-cli.js'], { cwd: root, env: { ...process.env, DATABASE_URL: '' } }).then(() => null, (e: { code: number, stderr: string }) => e)
+  t.equal(missing?.code, 1)
+  t.match(missing?.stderr ?? '', /DATABASE_URL is required/)
+})
