@@ -15,9 +15,11 @@ import { createMetrics } from './core/metrics.js'
 import { createServices, type BucketLimits, type GatewayServices } from './core/services.js'
 import { jwtSessionAuthenticator, loadSessionKeys, signSession, type SessionAuthenticator } from './core/session.js'
 import { ConfigError } from './config.js'
-import { errorHandler, notFoundHandler } from './plugins/errors.js'
+import { clientErrorHandler, errorHandler, frameworkErrorHandler, notFoundHandler } from './plugins/errors.js'
+import { redactTokens } from './core/token.js'
 import { mcpTokenGuard } from './plugins/token-guard.js'
 import { mcpGateway } from './gateway.js'
+import { mcpWellKnown } from './mcp/well-known.js'
 
 export const MCP_PREFIX = '/api/v1/mcp'
 
@@ -45,8 +47,20 @@ export function serverOptions (config: Config): FastifyServerOptions {
   return {
     logger: {
       level: config.LOG_LEVEL,
-      redact: { paths: ['req.headers.authorization', 'req.headers.cookie', 'res.headers["set-cookie"]', 'headers.authorization', 'headers.cookie'], censor: '[redacted]' }
+      redact: { paths: ['req.headers.authorization', 'req.headers.cookie', 'res.headers["set-cookie"]', 'headers.authorization', 'headers.cookie'], censor: '[redacted]' },
+      // Fastify's request serializer, with any token a client put in the URL (query or path) masked.
+      serializers: {
+        req: (req: { method?: string, url?: string, host?: string, ip?: string, socket?: { remotePort?: number } }) => ({
+          method: req.method,
+          url: redactTokens(req.url ?? ''),
+          host: req.host,
+          remoteAddress: req.ip,
+          remotePort: req.socket?.remotePort
+        })
+      }
     },
+    frameworkErrors: frameworkErrorHandler,
+    clientErrorHandler,
     bodyLimit: 1024 * 1024,
     trustProxy: parseTrustProxy(config.TRUST_PROXY),
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
@@ -147,7 +161,6 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
       status: database === 'ok' ? 'ready' : 'unavailable',
       database,
       redis: limiter,
-      token_cache: services.tokens.caching ? 'on' : 'off',
       audit_buffer: services.audit.depth
     })
   })
@@ -157,6 +170,7 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   })
 
   await fastify.register(mcpGateway, { prefix: MCP_PREFIX, services })
+  await fastify.register(mcpWellKnown) // 404 on the OAuth discovery paths, at the root where clients look
 }
 
 /** Wrapped so its decorations (mcp, demo) and handlers belong to the server it is registered on. */

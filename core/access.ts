@@ -1,6 +1,8 @@
 // Who a token speaks for and what it may reach: token checks, project scope and the trigger right (REST and MCP alike).
 import type { EnabledProjects, McpToken, ProjectType, UserRole } from '../db/schema.js'
-import { getProjectAccess } from '../db/projects.js'
+import { getProjectAccess, scopedProjectIds } from '../db/projects.js'
+import { lookupToken, type TokenLookup } from '../db/tokens.js'
+import { UUID } from './cursor.js'
 import { forbiddenProject, forbiddenTrigger, GatewayError, notFound } from './errors.js'
 import type { GatewayServices } from './services.js'
 import { credentialFrom, isWellFormedToken, sameHash, tokenIdOf, hashToken } from './token.js'
@@ -30,6 +32,9 @@ export function invalidToken (credentialSent: boolean): GatewayError {
     { 'www-authenticate': credentialSent ? `${REALM}, error="invalid_token"` : REALM })
 }
 
+/** The project a request names, looked up together with its token (undefined: none was asked for). */
+export type PrefetchedProject = TokenLookup['project']
+
 export interface Authentication {
   /** the presented token id when the credential is well-formed (for the audit row), else null */
   presentedTokenId: string | null
@@ -37,24 +42,31 @@ export interface Authentication {
   /** the row, so the caller can note its use */
   row: McpToken | null
   credentialSent: boolean
+  /** the project looked up in the same query, for the project-access step */
+  project: PrefetchedProject
 }
 
-/** Checks an Authorization header: the offline format first, then one lookup (cached) and the row's state. */
-export async function authenticate (services: GatewayServices, authorization: string | undefined, now = Date.now()): Promise<Authentication> {
+/**
+ * Checks an Authorization header: the offline format first (no database work for garbage), then one indexed
+ * query for the token, its owner and — when the request names one — the project and the owner's role in it.
+ */
+export async function authenticate (services: GatewayServices, authorization: string | undefined, projectId: string | null = null, now = Date.now()): Promise<Authentication> {
   const credentialSent = authorization !== undefined && authorization.trim() !== ''
   const credential = credentialFrom(authorization)
-  if (credential === null || !isWellFormedToken(credential)) return { presentedTokenId: null, principal: null, row: null, credentialSent }
+  if (credential === null || !isWellFormedToken(credential)) return { presentedTokenId: null, principal: null, row: null, credentialSent, project: undefined }
   const tokenId = tokenIdOf(credential)
-  const row = await services.tokens.resolve(tokenId)
+  const lookup = await lookupToken(services.db, tokenId, projectId !== null && UUID.test(projectId) ? projectId.toLowerCase() : null)
+  const row = lookup?.token ?? null
   const valid = row !== null &&
     sameHash(row.token_hash, hashToken(credential)) &&
     row.revoked_at === null &&
     row.expires_at.getTime() > now
-  if (!valid) return { presentedTokenId: tokenId, principal: null, row: null, credentialSent }
+  if (!valid) return { presentedTokenId: tokenId, principal: null, row: null, credentialSent, project: undefined }
   return {
     presentedTokenId: tokenId,
     row,
     credentialSent,
+    project: lookup?.project,
     principal: {
       tokenId,
       userId: row.user_id,
@@ -66,25 +78,30 @@ export async function authenticate (services: GatewayServices, authorization: st
 }
 
 /** Is the project in the token's scope, with its own expiry not passed? (`{}` = every project of the owner.) */
-export function inScope (principal: Principal, projectId: string, now = Date.now()): boolean {
-  const scope = principal.enabledProjects
-  if (Object.keys(scope).length === 0) return true
-  const id = projectId.toLowerCase()
-  if (!Object.hasOwn(scope, id)) return false
-  const expiry = scope[id]
-  return expiry === null || expiry === undefined || Date.parse(expiry) > now
+export function inScope (principal: Principal, projectId: string, now = new Date()): boolean {
+  const allowed = scopedProjectIds(principal.enabledProjects, now)
+  return allowed === null || allowed.includes(projectId.toLowerCase())
 }
 
 /**
- * SPEC §4 project access: out of scope → 403 without touching the database; in scope → one query:
- * no such project → 404, owner not a collaborator (public or not) → 403.
+ * SPEC §4 project access: out of scope → 403; in scope: no such project → 404, owner not a collaborator
+ * (public or not) → 403. Uses the project fetched with the token when there is one, else one query.
  */
-export async function authorizeProject (services: GatewayServices, principal: Principal, projectId: string): Promise<ProjectGrant> {
+export async function authorizeProject (services: GatewayServices, principal: Principal, projectId: string, prefetched?: PrefetchedProject): Promise<ProjectGrant> {
   if (!inScope(principal, projectId)) throw forbiddenProject(projectId)
-  const access = await getProjectAccess(services.db, principal.userId, projectId)
-  if (access === null) throw notFound(`no project ${projectId}`)
-  if (access.role === null) throw forbiddenProject(projectId)
-  return { ...access.project, role: access.role }
+  const project: NamedProject = prefetched !== undefined && (prefetched === null || prefetched.id === projectId.toLowerCase())
+    ? prefetched
+    : await projectWithRole(services, principal.userId, projectId)
+  if (project === null) throw notFound(`no project ${projectId}`)
+  if (project.role === null) throw forbiddenProject(projectId)
+  return { ...project, role: project.role }
+}
+
+type NamedProject = NonNullable<PrefetchedProject> | null
+
+async function projectWithRole (services: GatewayServices, userId: string, projectId: string): Promise<NamedProject> {
+  const access = await getProjectAccess(services.db, userId, projectId)
+  return access === null ? null : { ...access.project, role: access.role }
 }
 
 /** SPEC §4 trigger access: the token's own right, on a project the owner collaborates on. */

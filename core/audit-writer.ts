@@ -1,4 +1,5 @@
 // The audit pipeline: rows are queued in memory and written in multi-row batches off the request path.
+import { randomUUID } from 'node:crypto'
 import type { Kysely } from 'kysely'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Database, NewAccessLogRow } from '../db/schema.js'
@@ -20,6 +21,29 @@ export interface AuditWriterOptions {
 const MAX_BACKOFF_MS = 5000
 const WARN_EVERY_MS = 10_000
 
+// PostgreSQL refuses NUL in text and \u0000 or unpaired surrogates in jsonb; one such row would fail its whole
+// batch on every retry (a poison pill that ends in dropping everything behind it). Replaced, not refused.
+const UNSTORABLE = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g
+const storable = <T>(v: T): T => (typeof v === 'string' ? v.replace(UNSTORABLE, '\ufffd') : v) as T
+const deepStorable = (v: unknown): unknown =>
+  typeof v === 'string' ? storable(v)
+    : Array.isArray(v) ? v.map(deepStorable)
+      : typeof v === 'object' && v !== null ? Object.fromEntries(Object.entries(v).map(([k, x]) => [storable(k), deepStorable(x)]))
+        : v
+/** `details` is JSON text, where an escaped \u0000 or lone surrogate is just as fatal to jsonb. */
+function storableJson (v: unknown): unknown {
+  if (typeof v !== 'string') return v
+  try { return JSON.stringify(deepStorable(JSON.parse(v))) } catch { return JSON.stringify(storable(v)) }
+}
+
+function storableRow (row: AuditRow): AuditRow {
+  const out: Record<string, unknown> = {}
+  for (const [k, v] of Object.entries(row)) out[k] = k === 'details' ? storableJson(v) : storable(v)
+  // The id is chosen here, so a batch retried after an INSERT whose answer was lost cannot land twice.
+  out.id ??= randomUUID()
+  return out as AuditRow
+}
+
 /**
  * Requests only ever call `record`, which is synchronous and cannot fail. A timer drains the queue with
  * batched INSERTs on the writer's own connections (never the request's transaction), keeps rows and backs
@@ -32,7 +56,8 @@ export class AuditWriter {
   private backoffMs = 0
   private nextAttemptAt = 0
   private lastWarnAt = 0
-  private droppedSinceWarn = 0
+  /** rows dropped and not yet reported in a log line */
+  private droppedUnreported = 0
   private closed = false
   private readonly batchSize: number
 
@@ -47,11 +72,11 @@ export class AuditWriter {
   record (row: AuditRow): void {
     if (this.queue.length >= this.opts.bufferMax) {
       this.opts.metrics.auditDropped.inc()
-      this.droppedSinceWarn++
-      this.warn('audit buffer full: dropping rows', { dropped: this.droppedSinceWarn, bufferMax: this.opts.bufferMax })
+      this.droppedUnreported++
+      if (this.warn('audit buffer full: dropping rows', { dropped: this.droppedUnreported, bufferMax: this.opts.bufferMax })) this.droppedUnreported = 0
       return
     }
-    this.queue.push(row)
+    this.queue.push(storableRow(row))
     this.opts.metrics.auditDepth.set(this.queue.length)
   }
 
@@ -71,7 +96,7 @@ export class AuditWriter {
     while (this.queue.length > 0) {
       const batch = this.queue.slice(0, this.batchSize)
       try {
-        await this.db.insertInto('mcp_access_log').values(batch).execute()
+        await this.db.insertInto('mcp_access_log').values(batch).onConflict(oc => oc.column('id').doNothing()).execute()
       } catch (err) {
         this.opts.metrics.auditFlushFailures.inc()
         this.backoffMs = Math.min(MAX_BACKOFF_MS, this.backoffMs === 0 ? this.opts.flushMs : this.backoffMs * 2)
@@ -85,6 +110,12 @@ export class AuditWriter {
       this.opts.metrics.auditDepth.set(this.queue.length)
       this.backoffMs = 0
       this.nextAttemptAt = 0
+    }
+    // Every drop ends up in a log line: those after the last (rate-limited) warning are reported once the
+    // buffer drains, so the logged counts add up to mcp_audit_rows_dropped_total.
+    if (this.droppedUnreported > 0) {
+      this.opts.log.warn({ dropped: this.droppedUnreported, bufferMax: this.opts.bufferMax }, 'audit buffer drained; rows were dropped while it was full')
+      this.droppedUnreported = 0
     }
   }
 
@@ -107,11 +138,12 @@ export class AuditWriter {
     }
   }
 
-  private warn (msg: string, fields: Record<string, unknown>): void {
+  /** Logs at most once per 10 s; true when it did. */
+  private warn (msg: string, fields: Record<string, unknown>): boolean {
     const now = Date.now()
-    if (now - this.lastWarnAt < WARN_EVERY_MS) return
+    if (now - this.lastWarnAt < WARN_EVERY_MS) return false
     this.lastWarnAt = now
-    this.droppedSinceWarn = 0
     this.opts.log.warn(fields, msg)
+    return true
   }
 }

@@ -13,6 +13,8 @@ export type ErrorCode =
   | 'MCP_GONE'
   | 'MCP_UNPROCESSABLE'
   | 'MCP_ORIGIN_FORBIDDEN'
+  | 'MCP_HEADERS_TOO_LARGE'
+  | 'MCP_REQUEST_TIMEOUT'
 
 export class GatewayError extends Error {
   readonly statusCode: number
@@ -49,9 +51,11 @@ export const REASON: Record<number, string> = {
   404: 'Not Found',
   405: 'Method Not Allowed',
   406: 'Not Acceptable',
+  408: 'Request Timeout',
   409: 'Conflict',
   410: 'Gone',
   413: 'Payload Too Large',
+  414: 'URI Too Long',
   415: 'Unsupported Media Type',
   422: 'Unprocessable Entity',
   429: 'Too Many Requests',

@@ -231,7 +231,9 @@ export class MemorySlidingWindow implements RateLimitStore {
     if (allowed) bucket.hits.push(now)
     else if (bucket.hits.length === 0) this.#buckets.delete(key)
     const oldest = bucket.hits[0]
-    const waitMs = oldest === undefined ? 0 : oldest + windowMs - now
+    // Rounded to whole µs (the Redis store's resolution): (t + 60000) - t can come out as 60000.00000001
+    // in floating point, which ceil() would turn into a 61 s reset on a 60 s window.
+    const waitMs = oldest === undefined ? 0 : Math.round((oldest + windowMs - now) * 1000) / 1000
     return Promise.resolve(decide(allowed, limit, bucket.hits.length, waitMs, windowMs))
   }
 

@@ -14,8 +14,7 @@ export function createMetrics (opts: { defaultMetrics?: boolean } = {}) {
     auditDepth: new Gauge({ name: 'mcp_audit_buffer_depth', help: 'audit rows waiting to be written', registers: [registry] }),
     auditWritten: new Counter({ name: 'mcp_audit_rows_written_total', help: 'audit rows written to mcp_access_log', registers: [registry] }),
     auditDropped: new Counter({ name: 'mcp_audit_rows_dropped_total', help: 'audit rows dropped because the buffer was full', registers: [registry] }),
-    auditFlushFailures: new Counter({ name: 'mcp_audit_flush_failures_total', help: 'failed audit batch inserts (retried)', registers: [registry] }),
-    tokenCache: new Counter({ name: 'mcp_token_cache_total', help: 'token lookups by result', labelNames: ['result'] as const, registers: [registry] })
+    auditFlushFailures: new Counter({ name: 'mcp_audit_flush_failures_total', help: 'failed audit batch inserts (retried)', registers: [registry] })
   }
   return m
 }

@@ -11,7 +11,7 @@ import { LimiterHealth } from './budget.js'
 import { createMetrics, type Metrics } from './metrics.js'
 import type { SessionAuthenticator } from './session.js'
 import type { TokenPolicy } from './token-admin.js'
-import { TokenStore } from './token-store.js'
+import { TokenUsage } from './token-usage.js'
 
 /** Requests per minute of each bucket (SPEC §5); overridable per deployment. */
 export interface BucketLimits {
@@ -32,7 +32,8 @@ export interface GatewayServices {
   limiterKeyPrefix: string
   log: FastifyBaseLogger
   audit: AuditWriter
-  tokens: TokenStore
+  /** last_used_at writes, coalesced */
+  usage: TokenUsage
   artifacts: ArtifactStore
   metrics: Metrics
   authenticateSession: SessionAuthenticator
@@ -93,7 +94,7 @@ export function createServices (inp: ServiceInputs): GatewayServices {
     log: inp.log,
     metrics
   })
-  const tokens = new TokenStore(inp.db, { redis, log: inp.log, metrics })
+  const usage = new TokenUsage(inp.db, inp.log)
   const artifacts = inp.artifactStore ?? artifactStoreFrom(inp.config)
   return {
     config: inp.config,
@@ -105,14 +106,14 @@ export function createServices (inp: ServiceInputs): GatewayServices {
     limiterKeyPrefix: inp.limiterKeyPrefix ?? 'ib_mcp_rl',
     log: inp.log,
     audit,
-    tokens,
+    usage,
     artifacts,
     metrics,
     authenticateSession: inp.authenticateSession,
     tokenPolicy: { maxExpiryDays: inp.config.MCP_TOKEN_MAX_EXPIRY_DAYS, maxPerUser: inp.config.MCP_TOKEN_MAX_PER_USER },
     limits: limitsFrom(inp.config, inp.limits),
     close: async () => {
-      await tokens.close()
+      await usage.close()
       await audit.close()
       await limiter.close()
       await artifacts.close?.()

@@ -27,6 +27,15 @@ export function mintToken (): MintedToken {
 /** The offline format check: anything else is refused before any database work. */
 export const isWellFormedToken = (candidate: string): boolean => TOKEN_SHAPE.test(candidate)
 
+// A token anywhere in a text (also with its underscores percent-encoded, as it would be in a URL).
+const TOKEN_ANYWHERE = /ib(?:_|%5f)mcp(?:_|%5f)[0-9a-f]{48}/gi
+
+/**
+ * The text with every token in it masked: for what the gateway writes about a request (log lines, audit paths,
+ * error messages echoing a path), since a client may put its token where it does not belong (a query, a path).
+ */
+export const redactTokens = (text: string): string => text.replace(TOKEN_ANYWHERE, 'ib_mcp_[redacted]')
+
 /** True for tokens this gateway minted; InfraBox's Python layer minted 48 random hex without a checksum. */
 export function hasValidChecksum (token: string): boolean {
   if (!isWellFormedToken(token)) return false

@@ -1,14 +1,42 @@
 // Queries on mcp_token and on the rights a token is checked against (collaborator, user).
 import { sql, type Kysely } from 'kysely'
-import type { Database, EnabledProjects, McpToken } from './schema.js'
+import type { Database, EnabledProjects, McpToken, ProjectType, UserRole } from './schema.js'
 
-/** The row the auth step needs, with the owner's existence checked in the same indexed lookup. */
-export async function findTokenForAuth (db: Kysely<Database>, tokenId: string): Promise<McpToken | undefined> {
-  return await db.selectFrom('mcp_token')
+/** A token row as the auth step sees it, and (when asked) the project the request names with the owner's role in it. */
+export interface TokenLookup {
+  token: McpToken
+  /** undefined when no project was asked for; null when there is no such project */
+  project?: { id: string, name: string, type: ProjectType, public: boolean, role: UserRole | null } | null
+}
+
+/**
+ * One indexed query per request for the whole of auth and project access: the token by primary key, its owner
+ * (which must still exist), and optionally the project by primary key with the owner's collaborator row.
+ * Nothing is cached, so a revocation, a PATCH, a deleted owner or a removed collaborator — whoever made the
+ * change, on whichever replica — applies to the very next request.
+ */
+export async function lookupToken (db: Kysely<Database>, tokenId: string, projectId: string | null): Promise<TokenLookup | undefined> {
+  const base = db.selectFrom('mcp_token')
     .innerJoin('user', 'user.id', 'mcp_token.user_id')
     .selectAll('mcp_token')
     .where('mcp_token.token_id', '=', tokenId)
+  if (projectId === null) {
+    const token = await base.executeTakeFirst()
+    return token === undefined ? undefined : { token }
+  }
+  const row = await base
+    .leftJoin('project', join => join.on('project.id', '=', projectId))
+    .leftJoin('collaborator', join => join
+      .onRef('collaborator.project_id', '=', 'project.id')
+      .onRef('collaborator.user_id', '=', 'mcp_token.user_id'))
+    .select(['project.id as p_id', 'project.name as p_name', 'project.type as p_type', 'project.public as p_public', 'collaborator.role as p_role'])
     .executeTakeFirst()
+  if (row === undefined) return undefined
+  const { p_id: id, p_name: name, p_type: type, p_public: isPublic, p_role: role, ...token } = row
+  return {
+    token,
+    project: id === null || name === null || type === null || isPublic === null ? null : { id, name, type, public: isPublic, role }
+  }
 }
 
 export async function countLiveTokens (db: Kysely<Database>, userId: string): Promise<number> {

@@ -3,6 +3,7 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { AuditOutcome, Json } from '../db/schema.js'
 import type { BucketLimits, GatewayServices } from '../core/services.js'
+import { redactTokens } from '../core/token.js'
 
 /** What the chain learns about a request as it passes, for its audit row. */
 export interface AuditContext {
@@ -39,7 +40,7 @@ export function outcomeOf (statusCode: number): AuditOutcome {
     case 403: return 'forbidden'
     case 429: return 'rate_limited'
     case 404: case 410: return 'not_found'
-    case 400: case 405: case 406: case 413: case 415: case 422: case 431: return 'bad_request'
+    case 400: case 405: case 406: case 408: case 413: case 414: case 415: case 422: case 431: return 'bad_request'
     default: return 'failure'
   }
 }
@@ -64,7 +65,7 @@ export function recordAudit (services: GatewayServices, request: FastifyRequest,
     status_code: statusCode,
     duration_ms: Math.round(reply.elapsedTime * 1000) / 1000,
     method: request.method,
-    path: (request.url.split('?')[0] ?? '').slice(0, 2048),
+    path: redactTokens(request.url.split('?')[0] ?? '').slice(0, 2048),
     request_id: String(request.id),
     via: a.via
   })

@@ -1,6 +1,8 @@
 // One error handler and one not-found handler: every failure leaves as {statusCode, code, error, message}.
-import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import type { Socket } from 'node:net'
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { GatewayError, REASON } from '../core/errors.js'
+import { redactTokens } from '../core/token.js'
 
 export interface ErrorBody { statusCode: number, code: string, error: string, message: string }
 
@@ -15,6 +17,16 @@ export function isDatabaseUnavailable (err: unknown): boolean {
   const { code, message } = err as { code?: unknown, message?: unknown }
   if (typeof code === 'string' && PG_UNAVAILABLE_CODES.has(code)) return true
   return typeof message === 'string' && /Connection terminated|timeout exceeded when trying to connect|connection timeout|Client has encountered a connection error|not queryable/i.test(message)
+}
+
+// PostgreSQL refusing a value a client sent: NUL in text (22021), \u0000 in jsonb (22P05), an unpaired surrogate in
+// jsonb or another malformed literal (22P02). The schemas refuse these first; this keeps any path they miss a 400.
+const PG_CLIENT_DATA_CODES = new Set(['22021', '22P05', '22P02'])
+
+export function isClientDataError (err: unknown): boolean {
+  if (typeof err !== 'object' || err === null) return false
+  const { code, severity } = err as { code?: unknown, severity?: unknown }
+  return typeof code === 'string' && PG_CLIENT_DATA_CODES.has(code) && typeof severity === 'string'
 }
 
 export function errorHandler (err: FastifyError | GatewayError | Error, request: FastifyRequest, reply: FastifyReply): void {
@@ -32,6 +44,11 @@ export function errorHandler (err: FastifyError | GatewayError | Error, request:
     void reply.code(503).header('retry-after', '5').send(errorBody(503, 'MCP_UNAVAILABLE', 'the database is unavailable, retry shortly'))
     return
   }
+  if (isClientDataError(err)) {
+    request.log.warn({ err: { message: err.message, code: (err as { code?: unknown }).code } }, 'value refused by the database')
+    void reply.code(400).send(errorBody(400, 'MCP_BAD_REQUEST', 'the request carries a value that cannot be stored (e.g. a NUL character or an unpaired surrogate)'))
+    return
+  }
   const status = typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500 ? fe.statusCode : 500
   if (status < 500) {
     // Fastify's own client errors (bad JSON, 413, 415...): keep their code, which is stable.
@@ -43,5 +60,38 @@ export function errorHandler (err: FastifyError | GatewayError | Error, request:
 }
 
 export function notFoundHandler (request: FastifyRequest, reply: FastifyReply): void {
-  void reply.code(404).send(errorBody(404, 'MCP_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0] ?? ''}`))
+  void reply.code(404).send(errorBody(404, 'MCP_NOT_FOUND', `no route ${request.method} ${redactTokens(request.url.split('?')[0] ?? '').slice(0, 512)}`))
+}
+
+/**
+ * Fastify's `frameworkErrors`: a URL the router cannot decode (400 FST_ERR_BAD_URL) or a path parameter over
+ * maxParamLength (414 FST_ERR_MAX_PARAM_LENGTH). Answered before any route or hook, so in the contract's body
+ * and without echoing the URL (Fastify's own body repeats it, tokens included).
+ */
+export function frameworkErrorHandler (error: FastifyError, _request: FastifyRequest, reply: FastifyReply): void {
+  const status = typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 400
+  const message = error.code === 'FST_ERR_BAD_URL'
+    ? 'the URL is not valid (malformed percent-encoding)'
+    : error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'a path parameter is too long' : 'the request could not be routed'
+  void reply.code(status).send(errorBody(status, typeof error.code === 'string' ? error.code : 'MCP_BAD_REQUEST', message))
+}
+
+/**
+ * Fastify's `clientErrorHandler`: requests Node's HTTP parser refuses (bad bytes in a header, headers over the size
+ * limit, a request that took too long). No request exists yet, so nothing is routed, audited or logged with it;
+ * the client still gets the contract's JSON body with a stable code.
+ */
+export function clientErrorHandler (this: FastifyInstance, err: NodeJS.ErrnoException, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return
+  const [status, code, message] = err.code === 'HPE_HEADER_OVERFLOW'
+    ? [431, 'MCP_HEADERS_TOO_LARGE', 'the request headers are too large']
+    : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? [408, 'MCP_REQUEST_TIMEOUT', 'the request was not received in time']
+      : [400, 'MCP_BAD_REQUEST', 'the request is not valid HTTP']
+  this.log.debug({ err: { code: err.code } }, 'client error')
+  if (socket.writable) {
+    const body = JSON.stringify(errorBody(status, code, message))
+    socket.write(`HTTP/1.1 ${status} ${REASON[status] ?? 'Error'}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json; charset=utf-8\r\nConnection: close\r\n\r\n${body}`)
+  }
+  socket.destroy(err)
 }

@@ -19,7 +19,7 @@ export const projectAccess = fp(async function projectAccess (fastify: FastifyIn
     const projectId = (request.params as { projectId?: string } | undefined)?.projectId
     if (projectId === undefined) return
     request.audit.projectId = projectId.toLowerCase()
-    request.project = await authorizeProject(fastify.mcp, request.principal, projectId)
+    request.project = await authorizeProject(fastify.mcp, request.principal, projectId, request.prefetchedProject)
   })
 }, { name: 'mcp-project-access', dependencies: ['mcp-auth'] })
 

@@ -37,6 +37,10 @@ export interface BuildOptions {
   limits?: AppOptions['limits']
   /** seed hook run on the fresh database before the app starts */
   seed?: (db: TestDatabase) => Promise<void>
+  /** receives the app's log lines (pino NDJSON); set env LOG_LEVEL too, the default here is silent */
+  logStream?: { write: (line: string) => void }
+  /** registers more on the server before it is ready (e.g. a test-only route in a scope of its own) */
+  extend?: (fastify: FastifyInstance) => Promise<void>
 }
 
 /** The app on a fresh PostgreSQL database (or the one given) and the machine's Redis, closed and removed in teardown. */
@@ -53,8 +57,11 @@ export async function buildApp (t: Teardown, opts: BuildOptions = {}): Promise<T
     ...(opts.redis === false ? {} : { REDIS_URL: TEST_REDIS_URL }),
     ...opts.env
   })
-  const fastify = Fastify(serverOptions(config))
+  const options = serverOptions(config)
+  if (opts.logStream !== undefined) options.logger = { ...(options.logger as object), stream: opts.logStream }
+  const fastify = Fastify(options)
   await fastify.register(app, { config, limiterKeyPrefix: keyPrefix, ...(opts.limits !== undefined ? { limits: opts.limits } : {}) })
+  if (opts.extend !== undefined) await opts.extend(fastify)
   await fastify.ready()
   t.teardown(async () => {
     await fastify.close()

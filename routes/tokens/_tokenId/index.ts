@@ -19,7 +19,6 @@ const token: FastifyPluginAsyncTypebox = async (fastify) => {
     request.audit.tokenId = tokenId
     const changed = await updateToken(fastify.mcp.db, fastify.mcp.tokenPolicy, request.sessionUser.id, tokenId, request.body)
     request.audit.details = { changed }
-    await fastify.mcp.tokens.invalidate(tokenId)
     return { message: 'Token updated', status: 200 as const }
   })
 
@@ -35,7 +34,6 @@ const token: FastifyPluginAsyncTypebox = async (fastify) => {
     const { tokenId } = request.params
     request.audit.tokenId = tokenId
     await revokeToken(fastify.mcp.db, request.sessionUser.id, tokenId)
-    await fastify.mcp.tokens.invalidate(tokenId)
     return { message: 'Token revoked', status: 200 as const }
   })
 }

@@ -21,7 +21,6 @@ const trigger: FastifyPluginAsyncTypebox = async (fastify) => {
         const { tokenId } = request.params
         request.audit.tokenId = tokenId
         await setTrigger(fastify.mcp.db, request.sessionUser.id, tokenId, allow)
-        await fastify.mcp.tokens.invalidate(tokenId)
         return { message: allow ? 'Trigger allowed' : 'Trigger revoked', status: 200 as const }
       }
     })
