@@ -14,7 +14,7 @@ export const ConfigSchema = Type.Object({
   DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://', description: 'InfraBox PostgreSQL; unset = embedded PGlite under DATA_DIR' })),
   DB_POOL_MAX: Int(10, 1, 200, 'connections of the request pool'),
   DATA_DIR: Type.String({ default: './.data', minLength: 1, description: 'embedded database, generated session keys, fs artifacts' }),
-  REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://', description: 'Redis for the shared limiter and cache invalidation; unset = in-process limiter' })),
+  REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://', description: 'Redis for the limiter shared by all replicas; unset = in-process limiter' })),
   INFRABOX_RSA_PUBLIC_KEY_PATH: Str('PEM file of the key InfraBox signs user sessions with'),
   INFRABOX_RSA_PRIVATE_KEY_PATH: Str('PEM private key; only used to print a demo session token'),
   SESSION_JWT_PUBLIC_KEY: Str('the session public key as PEM text (instead of the path)'),
