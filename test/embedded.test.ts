@@ -28,9 +28,9 @@ async function start (command: string[]): Promise<Started> {
   child.stderr?.on('data', (d: Buffer) => { out += d.toString() })
   const exited = new Promise<number | null>(resolve => child.on('exit', code => resolve(code)))
   t.teardown(() => { try { process.kill(-(child.pid as number), 'SIGKILL') } catch { /* already gone */ } })
-  const deadline = Date.now() + 90_000
+  const deadline = Date.now() + 240_000
   while (!out.includes('curl -s http') || !out.includes('/tokens/ -H "Authorization: Bearer $SESSION"\n')) {
-    if (Date.now() > deadline) throw new Error(`no demo block within 90 s:\n${out}`)
+    if (Date.now() > deadline) throw new Error(`no demo block within 240 s:\n${out}`)
     if (child.exitCode !== null) throw new Error(`exited early (${child.exitCode}):\n${out}`)
     await new Promise(resolve => setTimeout(resolve, 200))
   }
