@@ -7,7 +7,7 @@ import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import { sql, type Kysely } from 'kysely'
 import type { Redis } from 'ioredis'
 import { artifactRoot, parseTrustProxy, type Config } from './config.js'
-import { kyselyOverPool, kyselyWithOwnPool, openEmbedded, poolConfig } from './db/connect.js'
+import { kyselyOverPool, kyselyWithOwnPool, openEmbedded, poolConfig, survivePoolErrors } from './db/connect.js'
 import { applyInfraboxSubset, migrateGateway, type ScriptRunner } from './db/migrate.js'
 import type { Database } from './db/schema.js'
 import { createRedisClient } from './core/limiter.js'
@@ -69,7 +69,10 @@ export function serverOptions (config: Config): FastifyServerOptions {
       const given = req.headers['x-request-id']
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID()
     },
-    return503OnClosing: true,
+    // During a graceful close a request already on an open connection is served as usual (Fastify adds
+    // `Connection: close`, so the client moves on) and audited; new connections are refused by the closed listener.
+    // true would answer those with Fastify's own 503, whose body carries no `code` and which leaves no audit row.
+    return503OnClosing: false,
     // the embedded first start creates a PGlite cluster (5-11 s here) and seeds it
     pluginTimeout: 120_000,
     forceCloseConnections: 'idle'
@@ -81,8 +84,10 @@ interface Storage { db: Kysely<Database>, auditDb: Kysely<Database>, embedded: b
 async function openStorage (fastify: FastifyInstance, config: Config): Promise<Storage> {
   if (config.DATABASE_URL !== undefined) {
     await fastify.register(fastifyPostgres, poolConfig({ connectionString: config.DATABASE_URL, max: config.DB_POOL_MAX }))
+    const lost = (pool: string) => (err: Error) => { fastify.log.warn({ pool, err: err.message }, 'database connection lost') }
+    survivePoolErrors(fastify.pg.pool, lost('requests'))
     // The audit writer has connections of its own: a busy or locked request pool never holds it back.
-    const auditDb = kyselyWithOwnPool({ connectionString: config.DATABASE_URL, max: 2, applicationName: 'infrabox-mcp-gateway-audit' })
+    const auditDb = kyselyWithOwnPool({ connectionString: config.DATABASE_URL, max: 2, applicationName: 'infrabox-mcp-gateway-audit', onError: lost('audit') })
     return { db: kyselyOverPool(fastify.pg.pool), auditDb, embedded: false, close: async () => { await auditDb.destroy() } }
   }
   const embedded = await openEmbedded(join(config.DATA_DIR, 'pglite'))

@@ -10,13 +10,16 @@ import type { Database } from './db/schema.js'
 import type { Metrics } from './core/metrics.js'
 import { createServices, type BucketLimits, type GatewayServices } from './core/services.js'
 import { jwtSessionAuthenticator, type SessionAuthenticator, type SessionKeys } from './core/session.js'
-import { errorHandler, notFoundHandler } from './plugins/errors.js'
+import { errorHandler } from './plugins/errors.js'
+import { gatewayNotFoundHandler } from './plugins/not-found.js'
 import auditStep from './plugins/audit.js'
 import sessionAuth from './plugins/session-auth.js'
 import mcpAuth from './plugins/mcp-auth.js'
 import rateLimit from './plugins/rate-limit.js'
 import { projectAccess, triggerAccess } from './plugins/project-access.js'
 import { announceGateway } from './plugins/token-guard.js'
+import { mcpEndpoint } from './mcp/endpoint.js'
+import { mcpOriginGuard } from './mcp/origin.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -70,7 +73,7 @@ export const mcpGateway: FastifyPluginAsync<McpGatewayOptions> = async (fastify,
   if (!fastify.hasDecorator('mcp')) fastify.decorate('mcp', services)
   announceGateway(fastify.server, services)
   fastify.setErrorHandler(errorHandler)
-  fastify.setNotFoundHandler(notFoundHandler)
+  fastify.setNotFoundHandler(gatewayNotFoundHandler(services, fastify.prefix))
 
   await fastify.register(swagger, {
     openapi: {
@@ -92,11 +95,13 @@ export const mcpGateway: FastifyPluginAsync<McpGatewayOptions> = async (fastify,
   await fastify.register(async function mcpChain (chain) {
     chain.addHook('onRoute', (route) => { route.config = { ...route.config, mcpChain: true } })
     await chain.register(auditStep, { fallbackAction: 'mcp_request' })
+    await chain.register(mcpOriginGuard) // the MCP endpoint's Origin check, before any token work
     await chain.register(mcpAuth)
     await chain.register(rateLimit)
     await chain.register(projectAccess)
     await chain.register(triggerAccess)
     await chain.register(autoload, { dir: routesDir('projects'), routeParams: true, options: { prefix: '/projects' } })
+    await chain.register(mcpEndpoint) // native MCP at the prefix root (SPEC §7)
   })
 }
 

@@ -1,7 +1,7 @@
 // Who a token speaks for and what it may reach: token checks, project scope and the trigger right (REST and MCP alike).
 import type { EnabledProjects, McpToken, ProjectType, UserRole } from '../db/schema.js'
 import { getProjectAccess, scopedProjectIds } from '../db/projects.js'
-import { lookupToken, type TokenLookup } from '../db/tokens.js'
+import type { TokenLookup } from '../db/tokens.js'
 import { UUID } from './cursor.js'
 import { forbiddenProject, forbiddenTrigger, GatewayError, notFound } from './errors.js'
 import type { GatewayServices } from './services.js'
@@ -49,13 +49,15 @@ export interface Authentication {
 /**
  * Checks an Authorization header: the offline format first (no database work for garbage), then one indexed
  * query for the token, its owner and — when the request names one — the project and the owner's role in it.
+ * The query is live (started after the request arrived); requests arriving together share one statement
+ * (core/token-lookup.ts).
  */
 export async function authenticate (services: GatewayServices, authorization: string | undefined, projectId: string | null = null, now = Date.now()): Promise<Authentication> {
   const credentialSent = authorization !== undefined && authorization.trim() !== ''
   const credential = credentialFrom(authorization)
   if (credential === null || !isWellFormedToken(credential)) return { presentedTokenId: null, principal: null, row: null, credentialSent, project: undefined }
   const tokenId = tokenIdOf(credential)
-  const lookup = await lookupToken(services.db, tokenId, projectId !== null && UUID.test(projectId) ? projectId.toLowerCase() : null)
+  const lookup = await services.tokenLookups.lookup(tokenId, projectId !== null && UUID.test(projectId) ? projectId.toLowerCase() : null)
   const row = lookup?.token ?? null
   const valid = row !== null &&
     sameHash(row.token_hash, hashToken(credential)) &&

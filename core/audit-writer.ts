@@ -55,7 +55,8 @@ export class AuditWriter {
   private flushing: Promise<void> | null = null
   private backoffMs = 0
   private nextAttemptAt = 0
-  private lastWarnAt = 0
+  /** per message: each warning has its own once-per-10-s allowance (a retry warning must not mute the overflow one) */
+  private readonly lastWarnAt = new Map<string, number>()
   /** rows dropped and not yet reported in a log line */
   private droppedUnreported = 0
   private closed = false
@@ -132,17 +133,21 @@ export class AuditWriter {
         await new Promise(resolve => setTimeout(resolve, Math.min(250, Math.max(0, giveUpAt - Date.now()))))
       }
     }
+    if (this.droppedUnreported > 0) {
+      this.opts.log.warn({ dropped: this.droppedUnreported, bufferMax: this.opts.bufferMax }, 'audit rows were dropped while the buffer was full')
+      this.droppedUnreported = 0
+    }
     if (this.queue.length > 0) {
       this.opts.metrics.auditDropped.inc(this.queue.length)
       this.opts.log.error({ lost: this.queue.length }, 'audit rows could not be written before shutdown')
     }
   }
 
-  /** Logs at most once per 10 s; true when it did. */
+  /** Logs `msg` at most once per 10 s; true when it did. */
   private warn (msg: string, fields: Record<string, unknown>): boolean {
     const now = Date.now()
-    if (now - this.lastWarnAt < WARN_EVERY_MS) return false
-    this.lastWarnAt = now
+    if (now - (this.lastWarnAt.get(msg) ?? 0) < WARN_EVERY_MS) return false
+    this.lastWarnAt.set(msg, now)
     this.opts.log.warn(fields, msg)
     return true
   }

@@ -12,6 +12,7 @@ import { createMetrics, type Metrics } from './metrics.js'
 import type { SessionAuthenticator } from './session.js'
 import type { TokenPolicy } from './token-admin.js'
 import { TokenUsage } from './token-usage.js'
+import { TokenLookups } from './token-lookup.js'
 
 /** Requests per minute of each bucket (SPEC §5); overridable per deployment. */
 export interface BucketLimits {
@@ -34,6 +35,8 @@ export interface GatewayServices {
   audit: AuditWriter
   /** last_used_at writes, coalesced */
   usage: TokenUsage
+  /** the auth step's live token (+ project) lookups, coalesced per turn of the event loop */
+  tokenLookups: TokenLookups
   artifacts: ArtifactStore
   metrics: Metrics
   authenticateSession: SessionAuthenticator
@@ -107,6 +110,7 @@ export function createServices (inp: ServiceInputs): GatewayServices {
     log: inp.log,
     audit,
     usage,
+    tokenLookups: new TokenLookups(inp.db),
     artifacts,
     metrics,
     authenticateSession: inp.authenticateSession,

@@ -18,6 +18,8 @@ export interface PoolSettings {
   /** server-side limit for one statement, ms */
   statementTimeoutMs?: number
   applicationName?: string
+  /** told about connections that died (default: ignored; the query that used one fails on its own) */
+  onError?: (err: Error) => void
 }
 
 /** pg.Pool options that make every connection work in UTC and fail fast instead of hanging. */
@@ -41,6 +43,18 @@ export function poolConfig (s: PoolSettings): pg.PoolConfig {
   }
 }
 
+/**
+ * Keeps a dead connection from killing the process. When a socket dies (PostgreSQL restarted, network cut), pg emits
+ * 'error' on its Client; pg-pool listens only while the client is idle in the pool, so a client checked out for a
+ * query has no listener and the 'error' becomes an uncaught exception. The query itself is failed with the same
+ * error (and answered 503 by the error handler); these listeners only note it.
+ */
+export function survivePoolErrors (pool: pg.Pool, onError: (err: Error) => void = () => {}): pg.Pool {
+  pool.on('error', onError) // idle clients (pg-pool re-emits their errors here)
+  pool.on('connect', (client) => { client.on('error', onError) }) // every client, checked out or not
+  return pool
+}
+
 /** A Kysely instance over a pool someone else owns: its destroy() leaves the pool open. */
 export function kyselyOverPool (pool: pg.Pool): Kysely<Database> {
   const borrowed = {
@@ -52,7 +66,7 @@ export function kyselyOverPool (pool: pg.Pool): Kysely<Database> {
 
 /** A Kysely instance that owns its own pool (CLI, audit writer, tests): destroy() ends it. */
 export function kyselyWithOwnPool (s: PoolSettings): Kysely<Database> {
-  return new Kysely<Database>({ dialect: new PostgresDialect({ pool: new pg.Pool(poolConfig(s)) }) })
+  return new Kysely<Database>({ dialect: new PostgresDialect({ pool: survivePoolErrors(new pg.Pool(poolConfig(s)), s.onError) }) })
 }
 
 export interface EmbeddedDatabase {

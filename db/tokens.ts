@@ -39,6 +39,40 @@ export async function lookupToken (db: Kysely<Database>, tokenId: string, projec
   }
 }
 
+export interface TokenLookupKey {
+  tokenId: string
+  /** a lower-case UUID, or null when the request names no project */
+  projectId: string | null
+}
+
+/**
+ * `lookupToken` for many requests at once, in one statement: the same joins, each key matched on primary keys
+ * (mcp_token_pkey, user_pkey, project_pkey, collaborator_pkey). Answers in key order; undefined where the token
+ * is unknown or its owner gone. Used to coalesce the lookups of requests that arrive together (core/token-lookup.ts).
+ */
+export async function lookupTokens (db: Kysely<Database>, keys: TokenLookupKey[]): Promise<Array<TokenLookup | undefined>> {
+  if (keys.length === 0) return []
+  const tokenIds = keys.map(k => k.tokenId)
+  const projectIds = keys.map(k => k.projectId)
+  const { rows } = await sql<McpToken & { k_i: string, p_id: string | null, p_name: string | null, p_type: ProjectType | null, p_public: boolean | null, p_role: UserRole | null }>`
+    SELECT k.i AS k_i, t.*,
+           p.id AS p_id, p.name AS p_name, p.type AS p_type, p.public AS p_public, c.role AS p_role
+    FROM unnest(${tokenIds}::varchar[], ${projectIds}::uuid[]) WITH ORDINALITY AS k(token_id, project_id, i)
+    JOIN mcp_token t ON t.token_id = k.token_id
+    JOIN "user" u ON u.id = t.user_id
+    LEFT JOIN project p ON p.id = k.project_id
+    LEFT JOIN collaborator c ON c.project_id = p.id AND c.user_id = t.user_id`.execute(db)
+  const out: Array<TokenLookup | undefined> = new Array(keys.length).fill(undefined)
+  for (const row of rows) {
+    const i = Number(row.k_i) - 1
+    const { k_i: _i, p_id: id, p_name: name, p_type: type, p_public: isPublic, p_role: role, ...token } = row
+    out[i] = keys[i]?.projectId === null
+      ? { token }
+      : { token, project: id === null || name === null || type === null || isPublic === null ? null : { id, name, type, public: isPublic, role } }
+  }
+  return out
+}
+
 export async function countLiveTokens (db: Kysely<Database>, userId: string): Promise<number> {
   const row = await db.selectFrom('mcp_token')
     .select(eb => eb.fn.countAll<string>().as('n'))

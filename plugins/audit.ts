@@ -3,7 +3,7 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { AuditOutcome, Json } from '../db/schema.js'
 import type { BucketLimits, GatewayServices } from '../core/services.js'
-import { redactTokens } from '../core/token.js'
+import { redactTokens, TOKEN_ID_SHAPE } from '../core/token.js'
 
 /** What the chain learns about a request as it passes, for its audit row. */
 export interface AuditContext {
@@ -82,6 +82,10 @@ export default fp(async function auditStep (fastify: FastifyInstance, opts: { fa
   fastify.decorateRequest('audit', null as unknown as AuditContext)
   fastify.addHook('onRequest', async (request) => {
     request.audit = newAuditContext()
+    // A change aimed at a token (PATCH/DELETE /tokens/:tokenId...) is in that token's trail even when it is refused
+    // before its handler runs (a malformed body, 413, 415).
+    const tokenId = (request.params as { tokenId?: unknown } | undefined)?.tokenId
+    if (typeof tokenId === 'string' && TOKEN_ID_SHAPE.test(tokenId)) request.audit.tokenId = tokenId
   })
   fastify.addHook('onError', async (request, _reply, error) => {
     request.audit.error = error.message.slice(0, 1000)

@@ -87,7 +87,8 @@ export type BuildPage = Static<typeof BuildPage>
 
 export const BuildsQuery = Type.Object({
   ...PageQuery.properties,
-  branch: Type.Optional(Type.String({ minLength: 1, maxLength: 255, description: 'only builds of commits on this branch' })),
+  // no control characters: PostgreSQL cannot take a NUL in text (it would be a 500, not the 400 it is)
+  branch: Type.Optional(Type.String({ minLength: 1, maxLength: 255, pattern: '^[^\\u0000-\\u001f]+$', description: 'only builds of commits on this branch' })),
   status: Type.Optional(BuildStatus)
 }, { additionalProperties: false, description: 'Filters and paging for the build list.' })
 export type BuildsQuery = Static<typeof BuildsQuery>
@@ -211,13 +212,16 @@ export type ArtifactDownloadQuery = Static<typeof ArtifactDownloadQuery>
 export const ENV_NAME_PATTERN = '^[A-Za-z_][A-Za-z0-9_]{0,127}$'
 export const ENV_MAX_VARIABLES = 64
 export const ENV_VALUE_MAX = 8192
+/** Any text but NUL and unpaired UTF-16 surrogates (Ajv matches with the `u` flag: a paired surrogate is one code point). */
+export const ENV_VALUE_PATTERN = '^[^\\u0000\\ud800-\\udfff]*$'
 
 export const TriggerBody = Type.Object({
   branch: Type.Optional(Type.String({ minLength: 1, maxLength: 255, pattern: '^[^\\u0000-\\u001f]+$', description: 'git projects: build the newest known commit of this branch (with sha: the commit must be on it)' })),
   sha: Type.Optional(Type.String({ pattern: '^[0-9a-fA-F]{7,64}$', description: 'git projects: the commit to build, full or an unambiguous prefix of at least 7 hex digits' })),
   env: Type.Optional(Type.Record(
     Type.String({ pattern: ENV_NAME_PATTERN }),
-    Type.String({ maxLength: ENV_VALUE_MAX }),
+    // jsonb refuses \u0000 and unpaired surrogates: a 400 here, not a 500 from the INSERT
+    Type.String({ maxLength: ENV_VALUE_MAX, pattern: ENV_VALUE_PATTERN }),
     // propertyNames as well: Fastify's Ajv (removeAdditional) would otherwise drop a badly named variable silently instead of a 400.
     { maxProperties: ENV_MAX_VARIABLES, additionalProperties: false, propertyNames: { pattern: ENV_NAME_PATTERN }, description: `environment for the build: NAME -> value, at most ${ENV_MAX_VARIABLES} names matching ${ENV_NAME_PATTERN}, values up to ${ENV_VALUE_MAX} characters` }
   ))

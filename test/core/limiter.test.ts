@@ -174,6 +174,20 @@ t.test('RedisSlidingWindow on the shared Redis', async (t) => {
     t.equal(await clientA.exists(key), 0)
   })
 
+  t.test('an answer that arrived while the event loop was busy is not turned into a timeout', async (t) => {
+    // Under load the loop can be busy past the deadline with the reply already in the socket; timers run
+    // before I/O in a turn of the loop, so a naive deadline would fail open a request Redis did answer.
+    const store = new RedisSlidingWindow(clientA, 20)
+    const key = newKey('busy-loop')
+    const pending = store.hit(key, 5, 1000)
+    await new Promise((resolve) => setImmediate(resolve)) // the command is on the wire (after any auto-pipelining)
+    const until = now() + 150
+    while (now() < until) {
+      // busy: Redis answers meanwhile, the reply waits in the socket buffer
+    }
+    t.match(await pending, { allowed: true, remaining: 4 })
+  })
+
   t.test('after close() hits fail as unavailable and the borrowed client stays open', async (t) => {
     const store = new RedisSlidingWindow(clientA, 50)
     await store.close()

@@ -1,0 +1,99 @@
+// The MCP server of one request: the tool catalogue registered on a fresh McpServer, bound to the request's caller and exchange.
+import { McpServer, type AuthInfo, type CallToolResult, type McpRequestContext, type StandardSchemaWithJSON } from '@modelcontextprotocol/server'
+import type { TObject } from '@fastify/type-provider-typebox'
+import {
+  getBuildOp, getJobLogOp, getJobOp, getProjectOp, listArtifactsOp, listBuildsOp, listJobsOp, listProjectsOp, listTestRunsOp, triggerBuildOp
+} from '../core/operations.js'
+import { getArtifactTool } from './artifact.js'
+import type { McpExchange } from './exchange.js'
+import { operationTool, type McpTool, type ToolCaller } from './tools.js'
+
+/**
+ * SPEC §7's tools in its order. Listed one by one because each operation has its own schema types (a map
+ * over OPERATIONS would erase them); test/mcp/sdk-clients.test.ts checks that this list covers OPERATIONS.
+ */
+export const TOOLS: readonly McpTool[] = [
+  operationTool(listProjectsOp),
+  operationTool(getProjectOp),
+  operationTool(listBuildsOp),
+  operationTool(getBuildOp),
+  operationTool(listJobsOp),
+  operationTool(getJobOp),
+  operationTool(listTestRunsOp),
+  operationTool(getJobLogOp),
+  operationTool(listArtifactsOp),
+  getArtifactTool,
+  operationTool(triggerBuildOp)
+]
+export const TOOLS_BY_NAME: ReadonlyMap<string, McpTool> = new Map(TOOLS.map(tool => [tool.name, tool]))
+
+export const SERVER_INFO = { name: 'infrabox-mcp-gateway', title: 'InfraBox', version: '1.0.0' }
+
+const INSTRUCTIONS = 'Read InfraBox CI data: projects, builds, jobs, console logs, test results and artifacts, and trigger ' +
+  'builds when the token allows it. Start with list_projects; lists are paged (pass next_cursor back as cursor). ' +
+  'Every call spends a per-user, per-minute budget shared with the REST API; a refusal says which project or ' +
+  'right was missing, or after how many seconds to retry.'
+
+/**
+ * What tools/list advertises, as a Standard Schema. Validation is deliberately a pass-through here: each
+ * tool validates its own arguments (mcp/tools.ts) after spending the budget, as its REST twin does, and
+ * so writes one audit row for an invalid call too. Built once per tool: the per-request servers share them.
+ */
+function advertised (schema: TObject): StandardSchemaWithJSON {
+  const json: Record<string, unknown> = { ...schema }
+  return {
+    '~standard': {
+      version: 1,
+      vendor: 'typebox',
+      validate: (value: unknown) => ({ value }),
+      jsonSchema: { input: () => json, output: () => json }
+    }
+  }
+}
+
+const REGISTRATIONS = TOOLS.map(tool => ({ tool, input: advertised(tool.inputSchema), output: advertised(tool.outputSchema) }))
+
+/** The request a server instance serves, handed through the SDK inside `authInfo.extra` (it passes authInfo through untouched). */
+export class CallScope {
+  constructor (readonly caller: ToolCaller, readonly exchange: McpExchange) {}
+
+  authInfo (): AuthInfo {
+    // The SDK never sees the token itself: authentication happened in the chain (plugins/mcp-auth.ts).
+    return { token: 'redacted', clientId: this.caller.principal.tokenId, scopes: [], extra: { scope: this } }
+  }
+
+  async call (tool: McpTool, args: unknown): Promise<CallToolResult> {
+    if (!this.exchange.toolStarted()) {
+      return { isError: true, content: [{ type: 'text', text: 'the client closed the connection; the tool did not run' }] }
+    }
+    const outcome = await tool.call(this.caller, args)
+    this.exchange.toolFinished(outcome)
+    return outcome.result
+  }
+}
+
+function scopeOf (ctx: McpRequestContext): CallScope {
+  const scope = ctx.authInfo?.extra?.['scope']
+  if (!(scope instanceof CallScope)) throw new Error('MCP request without a call scope: mount the server through mcp/endpoint.ts')
+  return scope
+}
+
+/**
+ * The factory createMcpHandler calls for every request (and every server/discover probe): a NEW server each
+ * time, since a stateless instance serves one exchange. tools.listChanged is false: the catalogue is fixed,
+ * so clients have nothing to subscribe to.
+ */
+export function createRequestServer (ctx: McpRequestContext): McpServer {
+  const scope = scopeOf(ctx)
+  const server = new McpServer(SERVER_INFO, { capabilities: { tools: { listChanged: false } }, instructions: INSTRUCTIONS })
+  for (const { tool, input, output } of REGISTRATIONS) {
+    server.registerTool(tool.name, {
+      title: tool.title,
+      description: tool.description,
+      annotations: tool.annotations,
+      inputSchema: input,
+      outputSchema: output
+    }, async (args: unknown) => await scope.call(tool, args))
+  }
+  return server
+}
