@@ -11,8 +11,9 @@
 // Runs alternate (G a b c d, G a b c d, …); each is a warm-up then a measured run; medians are reported.
 // Afterwards: mcp_access_log must hold exactly one row per request the gateway answered.
 //
-// Flags (or env BENCH_<NAME>): --scale 1  --duration 8  --warmup 2  --rounds 3  --connections 50
+// Flags (or env BENCH_<NAME>): --scale 1  --duration 6  --warmup 2  --rounds 4  --connections 50
 //   --variants G,a,b,c,d  --log-level warn  --keep (keep the database)  --database-url URL --tokens-file F
+//   --explain (print the EXPLAIN (ANALYZE) plans; they are always in the JSON)
 //   --priority -10 (nice value for this process, the servers and the bench database's backends; needs root)
 //   --quiet-wait 30 (before each run, wait up to N s for the machine to be idle; 0 = never)  --retries 2 (repeat
 //   a run during which other processes used more than --quiet-cores 0.3 cores)
@@ -31,6 +32,7 @@ import { Redis } from 'ioredis'
 import { DEFAULT_ADMIN_URL, seedBenchDatabase, type BenchToken, type SavedSeed, type SeedSizes } from './seed.js'
 import type { ChildMessage, ParentMessage } from './serve.js'
 import { summarizeProfile, type ProfileSummary } from './profile.js'
+import { explainAll, type Plan } from './explain.js'
 
 const here = fileURLToPath(new URL('.', import.meta.url))
 const resultsDir = fileURLToPath(new URL('../../bench/results/', import.meta.url))
@@ -52,14 +54,16 @@ function num (name: string, fallback: number): number {
 
 const options = {
   scale: num('scale', 1),
-  durationS: num('duration', 8),
+  durationS: num('duration', 6),
   warmupS: num('warmup', 2),
-  rounds: num('rounds', 3),
+  rounds: num('rounds', 4),
   connections: num('connections', 50),
   variants: opt('variants', 'G,a,b,c,d').split(',').map(s => s.trim()).filter(s => s !== ''),
   logLevel: opt('log-level', 'warn'),
   keep: flag('keep'),
   profile: flag('profile'),
+  /** print the EXPLAIN (ANALYZE) plans of the benchmarked statements (always written to the JSON) */
+  explain: flag('explain'),
   databaseUrl: opt('database-url', ''),
   tokensFile: opt('tokens-file', ''),
   redisUrl: opt('redis-url', process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'),
@@ -256,13 +260,13 @@ function prioritize (pids: number[]): void {
   }
 }
 
-/** Waits until the machine has been (nearly) idle for a second, at most quietWaitS; returns the seconds waited. */
+/** Waits until the machine has been (nearly) idle for half a second, at most quietWaitS; returns the seconds waited. */
 async function waitForQuiet (): Promise<number> {
   const started = Date.now()
   for (;;) {
     const a = await machineBusyMs()
-    await new Promise(resolve => setTimeout(resolve, 1000))
-    const cores = (await machineBusyMs() - a) / 1000
+    await new Promise(resolve => setTimeout(resolve, 500))
+    const cores = (await machineBusyMs() - a) / 500
     const waited = (Date.now() - started) / 1000
     if (cores <= options.quietCores || waited >= options.quietWaitS) {
       if (waited > 1.5) console.log(`  (waited ${waited.toFixed(0)} s for other work on the machine to stop; ${cores.toFixed(2)} cores busy)`)
@@ -305,6 +309,8 @@ interface RunRecord {
   redisCpuUsPerReq: number
   /** this process (autocannon) */
   loadgenCpuUsPerReq: number
+  /** server + PostgreSQL + Redis + autocannon: what one request costs across the processes serving it (robust to other load) */
+  stackCpuUsPerReq: number
   /** CPU used by anything else on the machine during the measured run, in cores (noise indicator) */
   otherCores: number
   /** limiter calls that failed open (Redis slower than RATE_LIMIT_REDIS_TIMEOUT_MS), warm-up + measured */
@@ -378,6 +384,7 @@ async function runOnce (server: Server, round: number, pairs: Pair[], db: pg.Cli
     postgresAuditCpuUsPerReq: spent(only(c1.postgres), only(c2.postgres)) * 1000 / Math.max(1, answeredMeasured),
     redisCpuUsPerReq: spent(c1.redis, c2.redis) * 1000 / Math.max(1, answeredMeasured),
     loadgenCpuUsPerReq: (c2.loadgen - c1.loadgen) * 1000 / Math.max(1, answeredMeasured),
+    stackCpuUsPerReq: (cpuUs + (spent(c1.postgres, c2.postgres) + spent(c1.redis, c2.redis) + (c2.loadgen - c1.loadgen)) * 1000) / Math.max(1, answeredMeasured),
     // everything else on the machine (other users' work, the kernel's share not charged to a process): noise, in cores
     otherCores: ((c2.machine - c1.machine) - spent(c1.postgres, c2.postgres) - spent(c1.redis, c2.redis) - (c2.loadgen - c1.loadgen) - cpuUs / 1000) / 1000 / measured.duration,
     failOpen: (s2.counters.failOpen ?? 0) - (s0.counters.failOpen ?? 0),
@@ -442,6 +449,9 @@ interface Summary {
   postgresAuditCpuUsPerReq: number
   redisCpuUsPerReq: number
   loadgenCpuUsPerReq: number
+  stackCpuUsPerReq: number
+  /** stack CPU of (a) / this variant's: the throughput ratio a CPU-bound quiet machine would show */
+  stackRatioToA: number | null
   otherCores: number
   failOpen: number
 }
@@ -476,6 +486,8 @@ function summarize (records: RunRecord[], ids: string[]): Summary[] {
       postgresAuditCpuUsPerReq: median(rs.map(r => r.postgresAuditCpuUsPerReq)),
       redisCpuUsPerReq: median(rs.map(r => r.redisCpuUsPerReq)),
       loadgenCpuUsPerReq: median(rs.map(r => r.loadgenCpuUsPerReq)),
+      stackCpuUsPerReq: median(rs.map(r => r.stackCpuUsPerReq)),
+      stackRatioToA: by('a').length === 0 ? null : median(by('a').map(r => r.stackCpuUsPerReq)) / median(rs.map(r => r.stackCpuUsPerReq)),
       otherCores: median(rs.map(r => r.otherCores)),
       failOpen: rs.reduce((n, r) => n + r.failOpen, 0)
     }
@@ -483,8 +495,8 @@ function summarize (records: RunRecord[], ids: string[]): Summary[] {
 }
 
 function cpuTable (rows: Summary[]): string {
-  const head = ['', 'server', 'PostgreSQL', '(audit)', 'Redis', 'autocannon', 'machine', 'other load (cores)', 'fail-open']
-  const body = rows.map(r => [r.variant, fmt(r.serverCpuUsPerReq, 0), fmt(r.postgresCpuUsPerReq, 0), fmt(r.postgresAuditCpuUsPerReq, 0), fmt(r.redisCpuUsPerReq, 0), fmt(r.loadgenCpuUsPerReq, 0), fmt(r.machineCpuUsPerReq, 0), fmt(r.otherCores), String(r.failOpen)])
+  const head = ['', 'server', 'PostgreSQL', '(audit)', 'Redis', 'autocannon', 'stack', 'stack (a)/x', 'machine', 'other load (cores)', 'fail-open']
+  const body = rows.map(r => [r.variant, fmt(r.serverCpuUsPerReq, 0), fmt(r.postgresCpuUsPerReq, 0), fmt(r.postgresAuditCpuUsPerReq, 0), fmt(r.redisCpuUsPerReq, 0), fmt(r.loadgenCpuUsPerReq, 0), fmt(r.stackCpuUsPerReq, 0), fmt(r.stackRatioToA), fmt(r.machineCpuUsPerReq, 0), fmt(r.otherCores), String(r.failOpen)])
   const widths = head.map((h, i) => Math.max(h.length, ...body.map(b => (b[i] ?? '').length)))
   const line = (cells: string[]): string => '| ' + cells.map((c, i) => i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0)).join(' | ') + ' |'
   return [line(head), '|' + widths.map((w, i) => i === 0 ? '-'.repeat(w + 2) : '-'.repeat(w + 1) + ':').join('|') + '|', ...body.map(line)].join('\n')
@@ -592,7 +604,7 @@ async function main (): Promise<void> {
         }
         records.push(r)
         const audit = r.audit === undefined ? '' : `  audit rows ${r.audit.rows} / answered ${r.audit.answered} (autocannon: ${r.audit.clientResponses} received, ${r.audit.clientSent} sent) ${r.audit.ok ? 'OK' : 'MISMATCH'}`
-        console.log(`round ${round} ${r.variant}: ${r.reqPerSec.toFixed(0)} req/s, p50 ${r.latencyP50} ms, p99 ${r.latencyP99} ms, non-2xx ${r.non2xx}, fail-open ${r.failOpen}, CPU µs/req: server ${r.serverCpuUsPerReq.toFixed(0)} pg ${r.postgresCpuUsPerReq.toFixed(0)}${r.postgresAuditCpuUsPerReq > 0 ? ` (audit ${r.postgresAuditCpuUsPerReq.toFixed(0)})` : ''} redis ${r.redisCpuUsPerReq.toFixed(0)} loadgen ${r.loadgenCpuUsPerReq.toFixed(0)} machine ${r.machineCpuUsPerReq.toFixed(0)}; other load ${r.otherCores.toFixed(2)} cores${r.counters.authStatements !== undefined ? `; ${((r.counters.authLookups ?? 0) / Math.max(1, r.counters.authStatements)).toFixed(1)} requests per auth query` : ''}${audit}`)
+        console.log(`round ${round} ${r.variant}: ${r.reqPerSec.toFixed(0)} req/s, p50 ${r.latencyP50} ms, p99 ${r.latencyP99} ms, non-2xx ${r.non2xx}, fail-open ${r.failOpen}, CPU µs/req: stack ${r.stackCpuUsPerReq.toFixed(0)} = server ${r.serverCpuUsPerReq.toFixed(0)} pg ${r.postgresCpuUsPerReq.toFixed(0)}${r.postgresAuditCpuUsPerReq > 0 ? ` (audit ${r.postgresAuditCpuUsPerReq.toFixed(0)})` : ''} redis ${r.redisCpuUsPerReq.toFixed(0)} loadgen ${r.loadgenCpuUsPerReq.toFixed(0)} machine ${r.machineCpuUsPerReq.toFixed(0)}; other load ${r.otherCores.toFixed(2)} cores${r.counters.authStatements !== undefined ? `; ${((r.counters.authLookups ?? 0) / Math.max(1, r.counters.authStatements)).toFixed(1)} requests per auth query` : ''}${audit}`)
       }
     }
   } finally {
@@ -605,8 +617,27 @@ async function main (): Promise<void> {
   console.log(`medians of ${options.rounds} rounds (latency in ms; CPU µs per answered request):`)
   console.log(table(summary))
   console.log('')
-  console.log('CPU per answered request by process, µs (medians; machine = all busy CPU / requests, incl. the kernel):')
+  console.log('CPU per answered request by process, µs (medians; stack = server + PostgreSQL + Redis + autocannon; machine = all busy CPU / requests, incl. the kernel and other work):')
   console.log(cpuTable(summary))
+
+  // The same ratios round by round (each pair measured seconds apart): their spread shows how much to trust the medians.
+  const paired = (x: string, y: string): number[] => {
+    const out: number[] = []
+    for (let round = 1; round <= options.rounds; round++) {
+      const rx = records.find(r => r.variant === x && r.round === round)
+      const ry = records.find(r => r.variant === y && r.round === round)
+      if (rx !== undefined && ry !== undefined) out.push(rx.reqPerSec / ry.reqPerSec)
+    }
+    return out
+  }
+  const pairs2: Record<string, number[]> = {}
+  for (const [x, y] of [['G', 'a'], ['d', 'b'], ...options.compare.map(c => [c.id, 'a'] as [string, string])] as Array<[string, string]>) {
+    const p = paired(x, y)
+    if (p.length > 0) {
+      pairs2[`${x}/${y}`] = p
+      console.log(`round-by-round req/s ${x}/(${y}): ${p.map(v => v.toFixed(2)).join(' ')} (median ${median(p).toFixed(2)})`)
+    }
+  }
 
   const audits = [...records, ...discarded].flatMap(r => r.audit === undefined ? [] : [r.audit])
   const auditTotals = audits.reduce((acc, a) => ({ rows: acc.rows + a.rows, answered: acc.answered + a.answered, clientResponses: acc.clientResponses + a.clientResponses, clientSent: acc.clientSent + a.clientSent }), { rows: 0, answered: 0, clientResponses: 0, clientSent: 0 })
@@ -642,6 +673,10 @@ async function main (): Promise<void> {
     }
   }
 
+  // the plans of the statements just measured, on this dataset (after the runs: caches warm, audit table grown)
+  const plans: Plan[] = await explainAll(seeded.url).catch((err: unknown) => { console.log(`EXPLAIN failed: ${String(err)}`); return [] })
+  if (options.explain) for (const p of plans) console.log(`\n### ${p.title}\n\n${p.plan}`)
+
   await mkdir(resultsDir, { recursive: true })
   const out = options.out !== '' ? options.out : join(resultsDir, `${startedAt.toISOString().replace(/[:.]/g, '-')}.json`)
   await writeFile(out, JSON.stringify({
@@ -652,8 +687,10 @@ async function main (): Promise<void> {
     summary,
     targets,
     audit: { ...auditTotals, ok: auditOk, perRun: audits },
+    pairedRatios: pairs2,
     runs: records,
     discarded,
+    plans,
     profile
   }, null, 2))
   console.log('')

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto'
 import type { Kysely } from 'kysely'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Database, NewAccessLogRow } from '../db/schema.js'
+import { insertAccessLogRows } from '../db/access-log.js'
 import type { Metrics } from './metrics.js'
 
 export type AuditRow = NewAccessLogRow & { accessed_at: Date }
@@ -12,7 +13,7 @@ export interface AuditWriterOptions {
   flushMs: number
   /** rows held at most while PostgreSQL is unreachable (AUDIT_BUFFER_MAX) */
   bufferMax: number
-  /** rows per INSERT (16 parameters a row; PostgreSQL allows 65535 per statement) */
+  /** rows per INSERT (one array parameter per column, whatever the batch size) */
   batchSize?: number
   log: FastifyBaseLogger
   metrics: Metrics
@@ -97,7 +98,7 @@ export class AuditWriter {
     while (this.queue.length > 0) {
       const batch = this.queue.slice(0, this.batchSize)
       try {
-        await this.db.insertInto('mcp_access_log').values(batch).onConflict(oc => oc.column('id').doNothing()).execute()
+        await insertAccessLogRows(this.db, batch)
       } catch (err) {
         this.opts.metrics.auditFlushFailures.inc()
         this.backoffMs = Math.min(MAX_BACKOFF_MS, this.backoffMs === 0 ? this.opts.flushMs : this.backoffMs * 2)

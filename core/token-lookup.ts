@@ -1,7 +1,7 @@
 // Coalesces the auth step's live lookups: requests that arrive together share one query (nothing is cached).
 import type { Kysely } from 'kysely'
 import type { Database } from '../db/schema.js'
-import { lookupToken, lookupTokens, type TokenLookup, type TokenLookupKey } from '../db/tokens.js'
+import { lookupTokens, type TokenLookup, type TokenLookupKey } from '../db/tokens.js'
 
 interface Waiting {
   key: TokenLookupKey
@@ -17,8 +17,8 @@ const MAX_BATCH = 128
  * guarantee as one query per request, so a revocation, a PATCH, a deleted owner or a removed collaborator
  * applies to the very next request. What changes is only the number of round trips: lookups asked for in
  * one turn of the event loop (the requests whose bytes arrived together) are sent as one statement when
- * the loop reaches its check phase (setImmediate — the batching ioredis' auto-pipelining uses too). A lone
- * request waits for nothing but that turn, and goes out as the plain single-row query.
+ * the loop reaches its check phase (setImmediate). A lone request waits for nothing but that turn. The
+ * statement is the same text whatever the batch size, prepared once per connection (db/connect.ts `prepared`).
  */
 export class TokenLookups {
   private pending: Waiting[] = []
@@ -50,11 +50,6 @@ export class TokenLookups {
     this.statements++
     this.lookups += waiting.length
     try {
-      if (waiting.length === 1) {
-        const only = waiting[0] as Waiting
-        only.resolve(await lookupToken(this.db, only.key.tokenId, only.key.projectId))
-        return
-      }
       // Requests naming the same token and project (an agent's parallel calls) share one key.
       const index = new Map<string, number>()
       const keys: TokenLookupKey[] = []

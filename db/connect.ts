@@ -55,10 +55,41 @@ export function survivePoolErrors (pool: pg.Pool, onError: (err: Error) => void 
   return pool
 }
 
+/**
+ * Marks a statement to be sent as a named prepared statement: `${prepared('name')}SELECT …`. PostgreSQL then
+ * parses and plans it once per connection instead of on every execution (for the chain's hot statements that
+ * was most of their server-side cost). Only for statements whose text never changes (values are parameters)
+ * and whose result columns are listed (a `*` would break when a column is added). On PGlite it is a comment.
+ */
+export const prepared = (name: string): string => `/* prepared ${name} */ `
+const PREPARED = /^\/\* prepared ([A-Za-z0-9_]{1,60}) \*\/ /
+const PREPARING = Symbol('ib-mcp-prepared-statements')
+
+type QueryFn = (config: unknown, values?: unknown, callback?: unknown) => unknown
+const SLASH = 47
+
+/** Sends marked statements (see `prepared`) by name; everything else passes through untouched. */
+function preparingClient<T extends pg.PoolClient> (client: T): T {
+  const c = client as T & { [PREPARING]?: true }
+  if (c[PREPARING] === true) return client
+  const query = client.query.bind(client) as QueryFn
+  const wrapped: QueryFn = (config, values, callback) => {
+    // (text, values) as Kysely sends them; the first character rules out almost every statement at once
+    if (typeof config === 'string' && config.charCodeAt(0) === SLASH && Array.isArray(values) && callback === undefined) {
+      const name = PREPARED.exec(config)?.[1]
+      if (name !== undefined) return query({ name, text: config, values })
+    }
+    return query(config, values, callback)
+  }
+  ;(client as unknown as { query: QueryFn }).query = wrapped
+  c[PREPARING] = true
+  return client
+}
+
 /** A Kysely instance over a pool someone else owns: its destroy() leaves the pool open. */
 export function kyselyOverPool (pool: pg.Pool): Kysely<Database> {
   const borrowed = {
-    connect: () => pool.connect(),
+    connect: async () => preparingClient(await pool.connect()),
     end: async () => { /* the pool's owner (e.g. @fastify/postgres) ends it */ }
   }
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool: borrowed }) })
@@ -66,7 +97,12 @@ export function kyselyOverPool (pool: pg.Pool): Kysely<Database> {
 
 /** A Kysely instance that owns its own pool (CLI, audit writer, tests): destroy() ends it. */
 export function kyselyWithOwnPool (s: PoolSettings): Kysely<Database> {
-  return new Kysely<Database>({ dialect: new PostgresDialect({ pool: survivePoolErrors(new pg.Pool(poolConfig(s)), s.onError) }) })
+  const pool = survivePoolErrors(new pg.Pool(poolConfig(s)), s.onError)
+  const owned = {
+    connect: async () => preparingClient(await pool.connect()),
+    end: async () => { await pool.end() }
+  }
+  return new Kysely<Database>({ dialect: new PostgresDialect({ pool: owned }) })
 }
 
 export interface EmbeddedDatabase {

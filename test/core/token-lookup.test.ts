@@ -70,7 +70,7 @@ t.test('lookups asked for in one turn of the event loop share one statement', as
   t.equal(c?.token.user_id, U.outsider)
   t.equal(d, undefined)
 
-  // a lone lookup is the plain single-row query
+  // a lone lookup goes out at the end of its turn too, as the same (prepared) statement
   t.equal((await lookups.lookup(demoToken, null))?.token.token_id, demoToken)
   t.equal(lookups.statements, 2)
 })
