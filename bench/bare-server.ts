@@ -63,12 +63,23 @@ async function buildsRoute (scope: FastifyInstance): Promise<void> {
   if (config.DATABASE_URL === undefined) throw new Error('DATABASE_URL is required for this variant')
   // same pool settings and size as the gateway's request pool (poolConfig, DB_POOL_MAX)
   const db = kyselyWithOwnPool({ connectionString: config.DATABASE_URL, max: config.DB_POOL_MAX })
-  closers.push(async () => { await db.destroy() })
+  // Handlers still waiting for a pool connection when the load generator hangs up outlive fastify.close()
+  // (their sockets are gone): let them finish before the pool ends, so shutdown logs no errors.
+  let inFlight = 0
+  closers.push(async () => {
+    for (let waited = 0; inFlight > 0 && waited < 5000; waited += 10) await new Promise(resolve => setTimeout(resolve, 10))
+    await db.destroy()
+  })
   scope.get<{ Params: { projectId: string }, Querystring: BuildsQuery }>(ROUTE, {
     schema: { params: ProjectParams, querystring: BuildsQuery, response: { 200: BuildPage } }
   }, async (request) => {
     const q = request.query
-    return await listBuilds(db, request.params.projectId.toLowerCase(), { branch: q.branch, status: q.status, limit: q.limit, cursor: q.cursor })
+    inFlight++
+    try {
+      return await listBuilds(db, request.params.projectId.toLowerCase(), { branch: q.branch, status: q.status, limit: q.limit, cursor: q.cursor })
+    } finally {
+      inFlight--
+    }
   })
 }
 

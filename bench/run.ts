@@ -17,7 +17,7 @@
 //   --priority -10 (nice value for this process, the servers and the bench database's backends; needs root)
 //   --quiet-wait 30 (before each run, wait up to N s for the machine to be idle; 0 = never)  --retries 2 (repeat
 //   a run during which other processes used more than --quiet-cores 0.3 cores)
-//   (reuse a database seeded with seed.js --keep)  --profile (V8 CPU profile of G's measured runs, as --cpu-prof
+//   (reuse a database seeded with seed.js --keep)  --profile (V8 CPU profile of every variant's measured runs, as --cpu-prof
 //   takes it; summary printed, .cpuprofile files under bench/results/)  --out FILE
 import { fork, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
@@ -350,7 +350,7 @@ async function runOnce (server: Server, round: number, pairs: Pair[], db: pg.Cli
   const warm = await cannon(server.port, options.warmupS, pairs)
   const s1 = await server.stats()
   prioritize((await backendPids(db, ctx.database)).all)
-  const profileFile = ctx.profileDir !== null && isGateway ? join(ctx.profileDir, `${id}-round${round}.cpuprofile`) : null
+  const profileFile = ctx.profileDir !== null ? join(ctx.profileDir, `${id}-round${round}.cpuprofile`) : null
   if (profileFile !== null) await server.profile({ type: 'profile-start' })
   const b1 = await backendPids(db, ctx.database)
   const c1 = await cpuSnapshot(b1.all, ctx.redisPids)

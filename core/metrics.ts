@@ -11,12 +11,34 @@ export function createMetrics (opts: { defaultMetrics?: boolean } = {}) {
     refusals: new Counter({ name: 'mcp_refusals_total', help: 'refused calls by reason', labelNames: ['reason'] as const, registers: [registry] }),
     rateLimitFailOpen: new Counter({ name: 'mcp_ratelimit_fail_open_total', help: 'requests let through because the limiter store did not answer', registers: [registry] }),
     rateLimitFailClosed: new Counter({ name: 'mcp_ratelimit_fail_closed_total', help: 'requests refused (503) because the limiter store did not answer on a fail-closed route', registers: [registry] }),
-    auditDepth: new Gauge({ name: 'mcp_audit_buffer_depth', help: 'audit rows waiting to be written', registers: [registry] }),
+    // read when scraped (watchAuditDepth), not set on every request
+    auditDepth: new Gauge({ name: 'mcp_audit_buffer_depth', help: 'audit rows waiting to be written', registers: [registry], collect () { this.set(auditDepthOf()) } }),
     auditWritten: new Counter({ name: 'mcp_audit_rows_written_total', help: 'audit rows written to mcp_access_log', registers: [registry] }),
     auditDropped: new Counter({ name: 'mcp_audit_rows_dropped_total', help: 'audit rows dropped because the buffer was full', registers: [registry] }),
     auditFlushFailures: new Counter({ name: 'mcp_audit_flush_failures_total', help: 'failed audit batch inserts (retried)', registers: [registry] })
   }
-  return m
+  // The label children of each (action, outcome, via) a call was counted under: prom-client would otherwise
+  // hash the label object on every request. Actions are the fixed set of operations, so the map stays small.
+  type Call = { requests: ReturnType<typeof m.requests.labels>, duration: ReturnType<typeof m.duration.labels> }
+  const calls = new Map<string, Call>()
+  let auditDepthOf = (): number => 0
+  return {
+    ...m,
+    /** Counts one finished call and its latency; a refusal also under its reason. */
+    observeCall (action: string, outcome: string, via: string, seconds: number): void {
+      const key = `${action}\u0000${outcome}\u0000${via}`
+      let call = calls.get(key)
+      if (call === undefined) {
+        call = { requests: m.requests.labels(action, outcome, via), duration: m.duration.labels(action) }
+        calls.set(key, call)
+      }
+      call.requests.inc()
+      call.duration.observe(seconds)
+      if (outcome !== 'success') m.refusals.inc({ reason: outcome })
+    },
+    /** Where mcp_audit_buffer_depth is read from at scrape time. */
+    watchAuditDepth (depth: () => number): void { auditDepthOf = depth }
+  }
 }
 
 export type Metrics = ReturnType<typeof createMetrics>

@@ -126,7 +126,7 @@ export class McpExchange {
       user_id: request.audit.userId,
       action,
       outcome,
-      details: JSON.stringify(details),
+      details,
       error: error === null ? null : error.slice(0, 1000),
       ip: this.ip,
       accessed_at: new Date(Date.now() - reply.elapsedTime),
@@ -138,8 +138,6 @@ export class McpExchange {
       request_id: String(request.id),
       via: 'mcp'
     })
-    services.metrics.requests.inc({ action, outcome, via: 'mcp' })
-    services.metrics.duration.observe({ action }, reply.elapsedTime / 1000)
-    if (outcome !== 'success') services.metrics.refusals.inc({ reason: outcome })
+    services.metrics.observeCall(action, outcome, 'mcp', reply.elapsedTime / 1000)
   }
 }

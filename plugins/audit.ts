@@ -57,7 +57,7 @@ export function recordAudit (services: GatewayServices, request: FastifyRequest,
     user_id: a.userId,
     action,
     outcome,
-    details: a.details === null ? null : JSON.stringify(a.details),
+    details: a.details,
     error: a.error,
     ip: ipOf(request),
     accessed_at: new Date(Date.now() - reply.elapsedTime),
@@ -69,9 +69,7 @@ export function recordAudit (services: GatewayServices, request: FastifyRequest,
     request_id: String(request.id),
     via: a.via
   })
-  services.metrics.requests.inc({ action, outcome, via: a.via })
-  services.metrics.duration.observe({ action }, reply.elapsedTime / 1000)
-  if (outcome !== 'success') services.metrics.refusals.inc({ reason: outcome })
+  services.metrics.observeCall(action, outcome, a.via, reply.elapsedTime / 1000)
 }
 
 export const newAuditContext = (): AuditContext =>
