@@ -92,7 +92,7 @@ switch (variant) {
     break
   case 'rate-limit': {
     // Its client as @fastify/rate-limit's README configures one; BENCH_RL_CLIENT=gateway gives it the gateway's
-    // (createRedisClient: fail-fast options and auto-pipelining) to compare the stores alone.
+    // (createRedisClient: its fail-fast options) to compare the stores alone.
     const redis = process.env.BENCH_RL_CLIENT === 'gateway' ? redisClient() : stockRedisClient()
     await waitReady(redis)
     const { default: rateLimit } = await import('@fastify/rate-limit')

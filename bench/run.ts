@@ -98,7 +98,7 @@ const VARIANTS: Record<string, Omit<VariantSpec, 'id'>> = {
   G: { label: 'gateway (full chain)', script: 'gateway-server.js', env: { BENCH_LIMITER_PREFIX: `bench_rl_${runTag}` } },
   a: { label: 'bare Fastify + same query', script: 'bare-server.js', env: { BENCH_VARIANT: 'query' } },
   b: { label: 'a + @fastify/rate-limit (Redis)', script: 'bare-server.js', env: { BENCH_VARIANT: 'rate-limit', BENCH_LIMITER_PREFIX: `bench_frl_${runTag}` } },
-  // (b) with the gateway's Redis client (auto-pipelining): the two stores compared alone; not in the default run
+  // (b) with the gateway's Redis client (createRedisClient): the two stores compared alone; not in the default run
   b2: { label: 'b, with the gateway\'s Redis client', script: 'bare-server.js', env: { BENCH_VARIANT: 'rate-limit', BENCH_RL_CLIENT: 'gateway', BENCH_LIMITER_PREFIX: `bench_frl2_${runTag}` } },
   c: { label: 'bare Fastify, constant JSON', script: 'bare-server.js', env: { BENCH_VARIANT: 'constant' } },
   d: { label: 'a + our sliding window (Redis)', script: 'bare-server.js', env: { BENCH_VARIANT: 'limiter', BENCH_LIMITER_PREFIX: `bench_dl_${runTag}` } }

@@ -118,18 +118,27 @@ export class AuditWriter {
 
   private async tick (): Promise<void> {
     if (this.flushing !== null || this.queue.length === 0 || Date.now() < this.nextAttemptAt) return
-    await this.flush().catch(() => { /* kept in the queue; flush logs and backs off */ })
+    // One batch per tick (more only while a backlog fills whole batches): rows recorded during an INSERT wait
+    // for the next tick instead of following in a small INSERT of their own, so at full load a batch holds
+    // about AUDIT_FLUSH_MS of traffic and PostgreSQL commits ten times a second, not after every few rows.
+    this.flushing = this.drain(false).finally(() => { this.flushing = null })
+    await this.flushing.catch(() => { /* kept in the queue; drain logged and backed off */ })
   }
 
   /** Writes everything queued now; rejects (rows kept) if the database refuses. */
   async flush (): Promise<void> {
-    if (this.flushing !== null) { await this.flushing; return }
-    this.flushing = this.drain().finally(() => { this.flushing = null })
+    // a batch already on its way first (its failure is this flush's failure too), then everything left
+    while (this.flushing !== null) await this.flushing
+    if (this.queue.length === 0) return
+    this.flushing = this.drain(true).finally(() => { this.flushing = null })
     await this.flushing
   }
 
-  private async drain (): Promise<void> {
-    while (this.queue.length > 0) {
+  /** `all`: until the queue is empty; else the rows queued now, and then only whole batches. */
+  private async drain (all: boolean): Promise<void> {
+    let first = true
+    while (this.queue.length > 0 && (first || all || this.queue.length >= this.batchSize)) {
+      first = false
       const batch = this.queue.slice(0, this.batchSize)
       try {
         await insertAccessLogJson(this.db, batch)

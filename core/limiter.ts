@@ -284,7 +284,10 @@ export function createRedisClient(url: string, opts: CreateRedisClientOptions = 
     // Commands issued in one turn of the event loop (the limiter hits of requests that arrived together)
     // leave in one write and come back in one read: one round trip and far fewer syscalls under load.
     // Each command keeps its own reply and error; a command is still refused at once while disconnected.
-    enableAutoPipelining: true,
+    // No auto-pipelining: each request sends one EVALSHA anyway, and at the rates a gateway in front of
+    // PostgreSQL sees (a few thousand hits a second) a turn of the event loop rarely holds two of them, so the
+    // Pipeline ioredis builds per turn cost more server CPU than the writes it saves (measured: docs/performance.md).
+    enableAutoPipelining: false,
     ...overrides,
   })
   // Without a listener ioredis reports each failed reconnect as an unhandled 'error' event.

@@ -211,7 +211,9 @@ t.test('kill, restart, freeze, thaw, kill, restart under load', async t => {
   const warnings = logs.withMsg(FAIL_OPEN_WARNING).map(l => l.time)
   t.ok(warnings.length >= 1, `the fail-open warning was logged (${warnings.length} times over ${Math.round(((phases.at(-1)?.to ?? 0) - (phases[0]?.from ?? 0)) / 1000)} s of faults)`)
   t.ok(warnings.every((at, i) => i === 0 || at - (warnings[i - 1] ?? 0) >= 10_000), `at most once per 10 s (gaps ${warnings.slice(1).map((at, i) => at - (warnings[i] ?? 0)).join(', ')} ms)`)
-  t.ok(warnings.length <= Math.ceil(((phases.at(-1)?.to ?? 0) - (phases[0]?.from ?? 0)) / 10_000), 'no more warnings than 10 s periods')
+  // k warnings 10 s apart need (k - 1) × 10 s; a hit that fails open as the last phase ends may warn just after it
+  const span = Math.max(phases.at(-1)?.to ?? 0, warnings.at(-1) ?? 0) - (phases[0]?.from ?? 0)
+  t.ok(warnings.length <= Math.floor(span / 10_000) + 1, `no more warnings than 10 s periods (${warnings.length} over ${span} ms)`)
 
   report(t, 'redis-load', {
     requests: samples.length,
