@@ -1,5 +1,4 @@
 // Exact sliding-window rate limiter: one atomic Lua round trip on Redis, or an in-process twin for the embedded mode.
-import { randomBytes } from 'node:crypto'
 import { Redis, type RedisOptions } from 'ioredis'
 
 export interface RateLimitDecision {
@@ -31,10 +30,15 @@ export class LimiterUnavailableError extends Error {
   }
 }
 
-// Scores are Redis TIME in microseconds (~1.7e15, exact in a double below 2^53); numbers are formatted
-// with %.0f because Lua's tostring would print them as 1.7e+15 and lose digits. A refused hit writes
-// nothing but the pruning, so refusals never extend the window. TIME is non-deterministic, hence
-// replicate_commands (a no-op since Redis 7, required on 3.2–4.x). Only KEYS[1] is touched (Cluster).
+// The window is a list of the allowed hits' Redis TIME stamps in microseconds, newest first (~1.7e15, exact in a
+// double below 2^53; written with %.0f because Lua's tostring would print 1.7e+15 and lose digits). Each hit
+// drops the stamps that left the window from the tail (each stamp is dropped once, so this is O(1) amortized),
+// counts, and pushes its own stamp only when allowed, so refusals never extend the window. The key expires one
+// window after its newest stamp, that is when every stamp has left. A list costs Redis less than a sorted set
+// (no skiplist, no member dictionary, no unique member to build) and holds at most `limit` stamps.
+// A key of another type (a sorted-set window of an earlier version, during a rolling upgrade) is replaced.
+// TIME is non-deterministic, hence replicate_commands (a no-op since Redis 7, required on 3.2-4.x).
+// Only KEYS[1] is touched (Cluster).
 const HIT_SCRIPT = `
 if redis.replicate_commands then redis.replicate_commands() end
 local key = KEYS[1]
@@ -42,34 +46,34 @@ local limit = tonumber(ARGV[1])
 local window_us = tonumber(ARGV[2]) * 1000
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-redis.call('ZREMRANGEBYSCORE', key, '-inf', string.format('%.0f', now - window_us))
-local count = redis.call('ZCARD', key)
+local cutoff = now - window_us
+local last = redis.pcall('LINDEX', key, -1)
+if type(last) == 'table' then
+  redis.call('DEL', key)
+  last = false
+end
+local oldest = tonumber(last)
+while oldest and oldest <= cutoff do
+  redis.call('RPOP', key)
+  oldest = tonumber(redis.call('LINDEX', key, -1))
+end
+local count = redis.call('LLEN', key)
 local allowed = 0
 if count < limit then
-  local score = string.format('%.0f', now)
-  redis.call('ZADD', key, score, score .. ':' .. ARGV[3])
+  redis.call('LPUSH', key, string.format('%.0f', now))
   redis.call('PEXPIRE', key, ARGV[2])
   count = count + 1
   allowed = 1
+  if not oldest then oldest = now end
 end
 local wait_us = 0
-local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-if oldest[2] then wait_us = tonumber(oldest[2]) + window_us - now end
+if oldest then wait_us = oldest + window_us - now end
 return { allowed, count, wait_us }
 `
 
 const HIT_COMMAND = 'ibMcpSlidingWindowHit'
-type HitCommand = (key: string, limit: number, windowMs: number, member: string) => Promise<unknown>
+type HitCommand = (key: string, limit: number, windowMs: number) => Promise<unknown>
 type ClientWithHit = Redis & { [HIT_COMMAND]: HitCommand }
-
-// Two gateway processes can run the script in the same microsecond: the member suffix keeps their
-// ZADDs from overwriting each other (which would silently let extra hits through).
-const PROCESS_ID = randomBytes(6).toString('base64url')
-let memberSeq = 0
-function nextMemberSuffix(): string {
-  memberSeq = (memberSeq + 1) % Number.MAX_SAFE_INTEGER
-  return `${PROCESS_ID}:${memberSeq.toString(36)}`
-}
 
 function assertArgs(limit: number, windowMs: number): void {
   // A bad limit is a configuration bug, not an outage: it must not be silently failed open.
@@ -146,7 +150,7 @@ export class RedisSlidingWindow implements RateLimitStore {
       })
       // A late answer after the deadline is dropped (race keeps it handled); Redis may still have
       // recorded that hit, which matches a fail-open caller that let the request through anyway.
-      const raw = await Promise.race([this.#client[HIT_COMMAND](key, limit, windowMs, nextMemberSuffix()), deadline])
+      const raw = await Promise.race([this.#client[HIT_COMMAND](key, limit, windowMs), deadline])
       return parseReply(raw, limit, windowMs)
     } catch (err) {
       if (err instanceof LimiterUnavailableError) throw err

@@ -64,7 +64,7 @@ const GROUPS: Array<{ bucket: string, limit: number, routes: Route[] }> = [
 ]
 const projectsRoute = GROUPS[0]?.routes[0] as Route
 
-const zcard = async (userId: string, bucket: string, prefix = keyPrefix): Promise<number> => await redis.zcard(budgetKey(prefix, userId, bucket))
+const stamps = async (userId: string, bucket: string, prefix = keyPrefix): Promise<number> => await redis.llen(budgetKey(prefix, userId, bucket))
 const countBuilds = async (): Promise<number> =>
   Number((await db.selectFrom('build').select(eb => eb.fn.countAll<string>().as('n')).where('project_id', '=', P.github).executeTakeFirstOrThrow()).n)
 
@@ -82,7 +82,7 @@ t.test('defect 4: the 6th trigger in a minute is 429 (not 500) with Retry-After 
   assertError(t, sixth, 429, 'MCP_RATE_LIMITED', 'the 6th trigger')
   assertLimitHeaders(t, sixth, 'trigger_build', 5, 'the 6th trigger')
   for (let i = 0; i < 10; i++) t.equal((await call(route, u.token)).statusCode, 429, `refused again (${i + 7})`)
-  t.equal(await zcard(u.userId, 'trigger_build'), 5, 'the window holds exactly the 5 allowed hits')
+  t.equal(await stamps(u.userId, 'trigger_build'), 5, 'the window holds exactly the 5 allowed hits')
   t.equal(await countBuilds(), before + 5, 'exactly 5 builds were started')
 })
 
@@ -101,8 +101,8 @@ t.test('two tokens of one user share a bucket; another user has a budget of its 
   const res = await call(projectsRoute, other.token)
   t.equal(res.statusCode, 200, 'another user is not affected')
   t.equal(assertLimitHeaders(t, res, 'list_projects', 3).remaining, 2)
-  t.equal(await zcard(u.userId, 'list_projects'), 3)
-  t.equal(await zcard(other.userId, 'list_projects'), 1)
+  t.equal(await stamps(u.userId, 'list_projects'), 3)
+  t.equal(await stamps(other.userId, 'list_projects'), 1)
 })
 
 t.test('buckets follow SPEC §5: each route spends its bucket, shared within the bucket only', async t => {
@@ -126,7 +126,7 @@ t.test('buckets follow SPEC §5: each route spends its bucket, shared within the
       t.not(res.statusCode, 429, `${group.bucket} spent: ${route.name} (${otherGroup.bucket}) still answers`)
       assertLimitHeaders(t, res, otherGroup.bucket, otherGroup.limit, `${route.name} beside a spent ${group.bucket}`)
     }
-    t.equal(await zcard(u.userId, group.bucket), group.limit, `${group.bucket}: exactly the limit recorded`)
+    t.equal(await stamps(u.userId, group.bucket), group.limit, `${group.bucket}: exactly the limit recorded`)
   }
 })
 
@@ -134,7 +134,8 @@ t.test('a refused request is not recorded and does not extend the window; the wi
   const u = await freshUser()
   const key = budgetKey(keyPrefix, u.userId, 'list_projects')
   for (let i = 0; i < 3; i++) t.equal((await call(projectsRoute, u.token)).statusCode, 200)
-  const recorded = await redis.zrange(key, '0', '-1', 'WITHSCORES')
+  const recorded = await redis.lrange(key, 0, -1)
+  t.equal(recorded.length, 3)
   let lastRetry = Infinity
   for (let i = 0; i < 25; i++) {
     const res = await call(projectsRoute, u.token)
@@ -143,26 +144,27 @@ t.test('a refused request is not recorded and does not extend the window; the wi
     t.ok(retry <= lastRetry, `Retry-After never grows (${retry})`)
     lastRetry = retry
   }
-  t.same(await redis.zrange(key, '0', '-1', 'WITHSCORES'), recorded, 'the sorted set is exactly what the 3 allowed hits wrote')
+  t.same(await redis.lrange(key, 0, -1), recorded, 'the window holds exactly the stamps the 3 allowed hits wrote')
   t.ok(await redis.pttl(key) > 55_000, 'the key expires with the window')
 
-  // Age the oldest hit past the window (scores are Redis TIME in µs): exactly one slot frees, as a sliding window does.
+  // Age the oldest hit (the list's tail; stamps are Redis TIME in µs, newest first) past the window: exactly one
+  // slot frees, as a sliding window does.
   const [sec, usec] = await redis.time()
   const nowUs = Number(sec) * 1_000_000 + Number(usec)
-  const oldest = recorded[0] as string
-  await redis.zadd(key, 'XX', String(nowUs - 60_000_000 - 1000), oldest)
+  t.ok(recorded.every((stamp, i) => i === 0 || Number(stamp) <= Number(recorded[i - 1])), 'newest first')
+  await redis.lset(key, -1, String(nowUs - 60_000_000 - 1000))
   const freed = await call(projectsRoute, u.token)
   t.equal(freed.statusCode, 200, 'one hit left the window: one request passes')
   t.equal(assertLimitHeaders(t, freed, 'list_projects', 3).remaining, 0)
   assertError(t, await call(projectsRoute, u.token), 429, 'MCP_RATE_LIMITED', 'and only one')
-  t.equal(await zcard(u.userId, 'list_projects'), 3)
+  t.equal(await stamps(u.userId, 'list_projects'), 3)
 })
 
 t.test('chain order: a 401 spends nothing; a request let through is counted whatever follows (a 403, a 400 from the handler)', async t => {
   const u = await freshUser({ enabled_projects: { [P.github]: null } })
   const wrong = u.token.slice(0, 30) + (u.token[30] === 'a' ? 'b' : 'a') + u.token.slice(31)
   for (let i = 0; i < 5; i++) t.equal((await call(projectsRoute, wrong)).statusCode, 401)
-  t.equal(await zcard(u.userId, 'list_projects'), 0, '401s did not touch the budget')
+  t.equal(await stamps(u.userId, 'list_projects'), 0, '401s did not touch the budget')
   const outOfScope: Route = { name: 'get_project', method: 'GET', url: `/projects/${P.upload}` }
   const forbidden = await call(outOfScope, u.token)
   assertError(t, forbidden, 403, 'MCP_PROJECT_FORBIDDEN')

@@ -120,7 +120,7 @@ async function limitsReturn (t: Test, what: string): Promise<void> {
   t.match(header(res, 'retry-after'), /^\d+$/)
   const probe = new Redis(redisUrl, { maxRetriesPerRequest: 1 })
   try {
-    t.equal(await probe.zcard(budgetKey(keyPrefix, userId, 'list_projects')), LIMIT, `${what}: the window is on the restarted Redis`)
+    t.equal(await probe.llen(budgetKey(keyPrefix, userId, 'list_projects')), LIMIT, `${what}: the window is on the restarted Redis`)
   } finally {
     probe.disconnect()
   }

@@ -108,7 +108,7 @@ t.test('one budget across processes: concurrent requests at both, exactly the li
   t.equal(allowed, LIMIT, `exactly ${LIMIT} allowed`)
   t.equal(refused, 2 * LIMIT, 'the rest refused')
   const redis = redisClient(t)
-  t.equal(await redis.zcard(budgetKey(keyPrefix, u.userId, 'list_projects')), LIMIT, 'one window in Redis')
+  t.equal(await redis.llen(budgetKey(keyPrefix, u.userId, 'list_projects')), LIMIT, 'one window in Redis')
   // Each process audits its own requests; all land in the one database.
   const landed = await eventually(async () => {
     const row = await db.selectFrom('mcp_access_log').select(eb => eb.fn.countAll<string>().as('n'))

@@ -155,13 +155,22 @@ t.test('RedisSlidingWindow on the shared Redis', async (t) => {
 
   behaviour(t, storeA)
 
+  t.test('a key of another type (an earlier sorted-set window during a rolling upgrade) is replaced, not failed open', async (t) => {
+    const key = newKey('old-format')
+    await clientA.zadd(key, 1, 'a', 2, 'b')
+    const d = await storeA.hit(key, 3, 5000)
+    t.same([d.allowed, d.remaining], [true, 2])
+    t.equal(await clientA.type(key), 'list')
+    t.equal(await clientA.llen(key), 1)
+  })
+
   t.test('two clients (two gateway processes) share one budget under concurrent load', async (t) => {
     const key = newKey('shared')
     const decisions = await Promise.all(
       Array.from({ length: 50 }, (_v, i) => (i % 2 === 0 ? storeA : storeB).hit(key, 10, 5000)),
     )
     t.equal(decisions.filter((d) => d.allowed).length, 10, 'exactly 10 allowed across both clients')
-    t.equal(await clientA.zcard(key), 10, 'only admitted hits are recorded, none overwrote another')
+    t.equal(await clientA.llen(key), 10, 'only admitted hits are recorded, none lost')
     const pttl = await clientA.pttl(key)
     t.ok(pttl > 0 && pttl <= 5000, `key expires with the window (pttl ${pttl})`)
   })

@@ -81,7 +81,7 @@ t.test(`${USERS} users' budgets under concurrent load on both processes: exactly
     for (const [i, u] of users.entries()) {
       const mine = samples.filter(s => s.kind.endsWith(`:u${i}`))
       t.equal(mine.filter(s => s.status === 200).length, LIMIT, `user ${i}: exactly ${LIMIT} allowed of ${mine.length} sent to both processes`)
-      t.equal(await r.zcard(budgetKey('ib_mcp_rl', u.userId, 'list_projects')), LIMIT, `user ${i}: one window in Redis`)
+      t.equal(await r.llen(budgetKey('ib_mcp_rl', u.userId, 'list_projects')), LIMIT, `user ${i}: one window in Redis`)
     }
   } finally {
     r.disconnect()

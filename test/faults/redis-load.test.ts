@@ -100,7 +100,7 @@ async function limitsApply (t: Test, what: string): Promise<Sample[]> {
   t.ok(decided <= LOG_LIMIT && decided + headerless >= LOG_LIMIT, `${what}: ${decided} allowed by the limiter (+${headerless} late fail-opens) before the 429`)
   const r = new Redis(redis.url, { maxRetriesPerRequest: 1 })
   try {
-    t.equal(await r.zcard(budgetKey(keyPrefix, u, 'get_job_log')), LOG_LIMIT, `${what}: the window in Redis holds exactly ${LOG_LIMIT}`)
+    t.equal(await r.llen(budgetKey(keyPrefix, u, 'get_job_log')), LOG_LIMIT, `${what}: the window in Redis holds exactly ${LOG_LIMIT}`)
   } finally {
     r.disconnect()
   }
@@ -210,7 +210,8 @@ t.test('kill, restart, freeze, thaw, kill, restart under load', async t => {
   // ---- the warning: logged, at most once per 10 s
   const warnings = logs.withMsg(FAIL_OPEN_WARNING).map(l => l.time)
   t.ok(warnings.length >= 1, `the fail-open warning was logged (${warnings.length} times over ${Math.round(((phases.at(-1)?.to ?? 0) - (phases[0]?.from ?? 0)) / 1000)} s of faults)`)
-  t.ok(warnings.every((at, i) => i === 0 || at - (warnings[i - 1] ?? 0) >= 10_000), `at most once per 10 s (gaps ${warnings.slice(1).map((at, i) => at - (warnings[i] ?? 0)).join(', ')} ms)`)
+  // (a log line's time is read a moment after the clock the 10 s are measured on: a gap may read 1 ms short)
+  t.ok(warnings.every((at, i) => i === 0 || at - (warnings[i - 1] ?? 0) >= 10_000 - 2), `at most once per 10 s (gaps ${warnings.slice(1).map((at, i) => at - (warnings[i] ?? 0)).join(', ')} ms)`)
   // k warnings 10 s apart need (k - 1) × 10 s; a hit that fails open as the last phase ends may warn just after it
   const span = Math.max(phases.at(-1)?.to ?? 0, warnings.at(-1) ?? 0) - (phases[0]?.from ?? 0)
   t.ok(warnings.length <= Math.floor(span / 10_000) + 1, `no more warnings than 10 s periods (${warnings.length} over ${span} ms)`)
