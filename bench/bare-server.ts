@@ -3,6 +3,8 @@
 //   BENCH_VARIANT=rate-limit  (b) (a) + @fastify/rate-limit with its Redis store (fixed window, high max) on the route
 //   BENCH_VARIANT=limiter     (d) (a) + the gateway's exact sliding window (RedisSlidingWindow via spendBudget)
 //   BENCH_VARIANT=constant    (c) a constant small JSON body
+//   BENCH_VARIANT=constant-rate-limit / constant-limiter  (e) / (f): (c) behind the limiter of (b) / (d), where
+//                             the limiter is most of the work, so the two can be told apart at full resolution
 // (b) and (d) key the budget on the presented token's id (one key per user, as the gateway's per-user key),
 // (d) uses the gateway's ioredis client factory (createRedisClient); (b) a client as @fastify/rate-limit documents it
 // (BENCH_RL_CLIENT=gateway: the gateway's).
@@ -83,9 +85,14 @@ async function buildsRoute (scope: FastifyInstance): Promise<void> {
   })
 }
 
-switch (variant) {
-  case 'constant':
-    fastify.get(ROUTE, async () => ({ items: [], next_cursor: null }))
+async function constantRoute (scope: FastifyInstance): Promise<void> {
+  scope.get(ROUTE, async () => ({ items: [], next_cursor: null }))
+}
+
+const route = variant.startsWith('constant') ? constantRoute : buildsRoute
+switch (variant.replace(/^constant-?/, '')) {
+  case '':
+    await constantRoute(fastify)
     break
   case 'query':
     await buildsRoute(fastify)
@@ -105,7 +112,7 @@ switch (variant) {
         nameSpace: `${process.env.BENCH_LIMITER_PREFIX ?? 'bench_frl'}:`,
         keyGenerator: (request) => keyOf(request.headers.authorization)
       })
-      await buildsRoute(scope)
+      await route(scope)
     })
     break
   }
@@ -130,7 +137,7 @@ switch (variant) {
         const { headers } = await spendBudget(services, keyOf(request.headers.authorization), rule)
         void reply.headers(headers)
       })
-      await buildsRoute(scope)
+      await route(scope)
     })
     break
   }

@@ -101,7 +101,10 @@ const VARIANTS: Record<string, Omit<VariantSpec, 'id'>> = {
   // (b) with the gateway's Redis client (createRedisClient): the two stores compared alone; not in the default run
   b2: { label: 'b, with the gateway\'s Redis client', script: 'bare-server.js', env: { BENCH_VARIANT: 'rate-limit', BENCH_RL_CLIENT: 'gateway', BENCH_LIMITER_PREFIX: `bench_frl2_${runTag}` } },
   c: { label: 'bare Fastify, constant JSON', script: 'bare-server.js', env: { BENCH_VARIANT: 'constant' } },
-  d: { label: 'a + our sliding window (Redis)', script: 'bare-server.js', env: { BENCH_VARIANT: 'limiter', BENCH_LIMITER_PREFIX: `bench_dl_${runTag}` } }
+  d: { label: 'a + our sliding window (Redis)', script: 'bare-server.js', env: { BENCH_VARIANT: 'limiter', BENCH_LIMITER_PREFIX: `bench_dl_${runTag}` } },
+  // the two limiters in front of (c), where they are most of the work: not in the default run
+  e: { label: 'c + @fastify/rate-limit (Redis)', script: 'bare-server.js', env: { BENCH_VARIANT: 'constant-rate-limit', BENCH_LIMITER_PREFIX: `bench_cfrl_${runTag}` } },
+  f: { label: 'c + our sliding window (Redis)', script: 'bare-server.js', env: { BENCH_VARIANT: 'constant-limiter', BENCH_LIMITER_PREFIX: `bench_cdl_${runTag}` } }
 }
 
 // ------------------------------------------------------------------ child processes
@@ -631,7 +634,7 @@ async function main (): Promise<void> {
     return out
   }
   const pairs2: Record<string, number[]> = {}
-  for (const [x, y] of [['G', 'a'], ['d', 'b'], ...options.compare.map(c => [c.id, 'a'] as [string, string])] as Array<[string, string]>) {
+  for (const [x, y] of [['G', 'a'], ['d', 'b'], ['f', 'e'], ...options.compare.map(c => [c.id, 'a'] as [string, string])] as Array<[string, string]>) {
     const p = paired(x, y)
     if (p.length > 0) {
       pairs2[`${x}/${y}`] = p
@@ -655,6 +658,9 @@ async function main (): Promise<void> {
   if (G !== undefined && G.ratioToA !== null) targets.push({ name: 'chain req/s ×(a)', value: G.ratioToA, goal: '≥ 0.80', met: G.ratioToA >= 0.8 })
   if (G !== undefined && G.p99RatioToA !== null) targets.push({ name: 'chain p99 ×(a)', value: G.p99RatioToA, goal: '≤ 1.5', met: G.p99RatioToA <= 1.5 })
   if (d !== undefined && b !== undefined) targets.push({ name: 'limiter alone (d) ×(b)', value: d.reqPerSec / b.reqPerSec, goal: '≥ 1.0', met: d.reqPerSec / b.reqPerSec >= 1.0 })
+  const e = get('e')
+  const f = get('f')
+  if (e !== undefined && f !== undefined) targets.push({ name: 'limiter alone on the constant route (f) ×(e)', value: f.reqPerSec / e.reqPerSec, goal: '≥ 1.0', met: f.reqPerSec / e.reqPerSec >= 1.0 })
   if (G !== undefined) targets.push({ name: 'gateway non-2xx', value: G.non2xx + G.errors, goal: '= 0', met: G.non2xx + G.errors === 0 })
   if (audits.length > 0) targets.push({ name: 'audit rows lost', value: auditTotals.answered - auditTotals.rows, goal: '= 0', met: auditOk })
   console.log('')

@@ -22,11 +22,24 @@ export function limitOf (services: GatewayServices, rule: BudgetRule): number {
   return typeof rule.rpm === 'number' ? rule.rpm : services.limits[rule.rpm]
 }
 
+// The parts of the headers that depend only on the bucket and its limit, built once per pair.
+const policies = new Map<string, { policy: string, quoted: string, limit: string }>()
+function policyOf (bucket: string, limit: number): { policy: string, quoted: string, limit: string } {
+  const key = `${bucket}\u0000${limit}`
+  let p = policies.get(key)
+  if (p === undefined) {
+    p = { policy: `"${bucket}";q=${limit};w=${WINDOW_MS / 1000}`, quoted: `"${bucket}";r=`, limit: String(limit) }
+    if (policies.size < 10_000) policies.set(key, p)
+  }
+  return p
+}
+
 function headersFor (bucket: string, d: RateLimitDecision): Record<string, string> {
+  const p = policyOf(bucket, d.limit)
   const h: Record<string, string> = {
-    'ratelimit-policy': `"${bucket}";q=${d.limit};w=${WINDOW_MS / 1000}`,
-    ratelimit: `"${bucket}";r=${d.remaining};t=${d.resetSeconds}`,
-    'x-ratelimit-limit': String(d.limit),
+    'ratelimit-policy': p.policy,
+    ratelimit: `${p.quoted}${d.remaining};t=${d.resetSeconds}`,
+    'x-ratelimit-limit': p.limit,
     'x-ratelimit-remaining': String(d.remaining),
     'x-ratelimit-reset': String(d.resetSeconds)
   }

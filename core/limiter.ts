@@ -34,7 +34,8 @@ export class LimiterUnavailableError extends Error {
 // double below 2^53; written with %.0f because Lua's tostring would print 1.7e+15 and lose digits). Each hit
 // drops the stamps that left the window from the tail (each stamp is dropped once, so this is O(1) amortized),
 // counts, and pushes its own stamp only when allowed, so refusals never extend the window. The key expires one
-// window after its newest stamp, that is when every stamp has left. A list costs Redis less than a sorted set
+// window after its newest stamp, that is when every stamp has left. An allowed hit costs TIME, LINDEX, LPUSH and
+// PEXPIRE, plus an RPOP and a LINDEX per stamp that left the window since the previous hit. A list costs Redis less than a sorted set
 // (no skiplist, no member dictionary, no unique member to build) and holds at most `limit` stamps.
 // A key of another type (a sorted-set window of an earlier version, during a rolling upgrade) is replaced.
 // TIME is non-deterministic, hence replicate_commands (a no-op since Redis 7, required on 3.2-4.x).
@@ -57,13 +58,15 @@ while oldest and oldest <= cutoff do
   redis.call('RPOP', key)
   oldest = tonumber(redis.call('LINDEX', key, -1))
 end
-local count = redis.call('LLEN', key)
-local allowed = 0
-if count < limit then
-  redis.call('LPUSH', key, string.format('%.0f', now))
+-- LPUSH answers the new length: push first and take the stamp back in the (rare) refused case
+local count = redis.call('LPUSH', key, string.format('%.0f', now))
+local allowed = 1
+if count > limit then
+  redis.call('LPOP', key)
+  count = count - 1
+  allowed = 0
+else
   redis.call('PEXPIRE', key, ARGV[2])
-  count = count + 1
-  allowed = 1
   if not oldest then oldest = now end
 end
 local wait_us = 0
@@ -96,12 +99,80 @@ function toInt(value: unknown): number | undefined {
 
 function parseReply(raw: unknown, limit: number, windowMs: number): RateLimitDecision {
   if (Array.isArray(raw) && raw.length === 3) {
-    const [allowed, count, waitUs] = raw.map(toInt)
+    const allowed = toInt(raw[0])
+    const count = toInt(raw[1])
+    const waitUs = toInt(raw[2])
     if (allowed !== undefined && count !== undefined && waitUs !== undefined) {
       return decide(allowed === 1, limit, count, waitUs / 1000, windowMs)
     }
   }
   throw new Error(`unexpected rate-limit script reply: ${JSON.stringify(raw)}`)
+}
+
+function unavailable(err: unknown): LimiterUnavailableError {
+  if (err instanceof LimiterUnavailableError) return err
+  const message = err instanceof Error ? err.message : String(err)
+  return new LimiterUnavailableError(`Redis rate limiter failed: ${message}`, 'error', { cause: err })
+}
+
+interface PendingHit {
+  /** performance.now() after which the hit fails open (or closed) */
+  readonly deadline: number
+  settled: boolean
+  readonly fail: (err: LimiterUnavailableError) => void
+}
+
+/**
+ * The hits waiting for Redis, oldest first, under ONE timer (instead of a timer and a racing promise per hit).
+ * Every hit gets the same budget, so deadlines come in the order hits were sent: the timer is armed for the
+ * oldest unsettled hit, fails every hit whose deadline passed, and re-arms for the next one.
+ */
+class Deadlines {
+  #queue: PendingHit[] = []
+  #head = 0
+  #timer: NodeJS.Timeout | null = null
+
+  constructor(private readonly timeoutMs: number) {}
+
+  watch(hit: PendingHit): void {
+    this.#queue.push(hit)
+    if (this.#timer === null) this.#arm(this.timeoutMs)
+  }
+
+  #arm(inMs: number): void {
+    this.#timer = setTimeout(() => { this.#expire() }, Math.max(1, Math.ceil(inMs)))
+    this.#timer.unref()
+  }
+
+  #expire(): void {
+    this.#timer = null
+    const now = performance.now()
+    const q = this.#queue
+    while (this.#head < q.length) {
+      const hit = q[this.#head] as PendingHit
+      if (!hit.settled && hit.deadline > now) break
+      this.#head++
+      if (hit.settled) continue
+      // Timers run before I/O in a turn of the event loop: when the loop was busy past the deadline (a loaded
+      // process), the answer may already sit in the socket. Decide after this turn's I/O phase (setImmediate),
+      // so only an answer that really is late fails open.
+      setImmediate(() => {
+        if (hit.settled) return
+        hit.settled = true
+        hit.fail(new LimiterUnavailableError(`Redis did not answer within ${this.timeoutMs} ms`, 'timeout'))
+      })
+    }
+    // drop what was passed over, in one splice once it is worth it
+    if (this.#head === q.length) {
+      this.#queue = []
+      this.#head = 0
+    } else if (this.#head > 1024) {
+      this.#queue = q.slice(this.#head)
+      this.#head = 0
+    }
+    const next = this.#queue[this.#head]
+    if (next !== undefined) this.#arm(next.deadline - now)
+  }
 }
 
 export interface RedisSlidingWindowOptions {
@@ -115,6 +186,7 @@ export class RedisSlidingWindow implements RateLimitStore {
   readonly #client: ClientWithHit
   readonly #timeoutMs: number
   readonly #ownsClient: boolean
+  readonly #deadlines: Deadlines
   #closed = false
 
   /** `options` may be the timeout in ms alone. */
@@ -124,6 +196,7 @@ export class RedisSlidingWindow implements RateLimitStore {
     if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new RangeError(`timeoutMs must be positive, got ${timeoutMs}`)
     this.#timeoutMs = timeoutMs
     this.#ownsClient = opts.ownsClient ?? false
+    this.#deadlines = new Deadlines(timeoutMs)
     // defineCommand sends EVAL once per connection and EVALSHA after, re-sending EVAL on NOSCRIPT
     // (e.g. after a Redis restart), so the script body crosses the wire only when needed.
     if (!(HIT_COMMAND in client)) {
@@ -132,33 +205,32 @@ export class RedisSlidingWindow implements RateLimitStore {
     this.#client = client as ClientWithHit
   }
 
-  async hit(key: string, limit: number, windowMs: number): Promise<RateLimitDecision> {
-    assertArgs(limit, windowMs)
-    if (this.#closed) throw new LimiterUnavailableError('rate limiter is closed', 'closed')
-    let timer: NodeJS.Timeout | undefined
+  hit(key: string, limit: number, windowMs: number): Promise<RateLimitDecision> {
     try {
-      const deadline = new Promise<never>((_resolve, reject) => {
-        timer = setTimeout(() => {
-          // Timers run before I/O in a turn of the event loop: when the loop was busy past the deadline
-          // (a loaded process), the answer may already sit in the socket. Decide after this turn's I/O
-          // phase (setImmediate), so only an answer that really is late fails open.
-          setImmediate(() => {
-            reject(new LimiterUnavailableError(`Redis did not answer within ${this.#timeoutMs} ms`, 'timeout'))
-          })
-        }, this.#timeoutMs)
-        timer.unref()
-      })
-      // A late answer after the deadline is dropped (race keeps it handled); Redis may still have
-      // recorded that hit, which matches a fail-open caller that let the request through anyway.
-      const raw = await Promise.race([this.#client[HIT_COMMAND](key, limit, windowMs), deadline])
-      return parseReply(raw, limit, windowMs)
+      assertArgs(limit, windowMs)
     } catch (err) {
-      if (err instanceof LimiterUnavailableError) throw err
-      const message = err instanceof Error ? err.message : String(err)
-      throw new LimiterUnavailableError(`Redis rate limiter failed: ${message}`, 'error', { cause: err })
-    } finally {
-      clearTimeout(timer)
+      return Promise.reject(err)
     }
+    if (this.#closed) return Promise.reject(new LimiterUnavailableError('rate limiter is closed', 'closed'))
+    return new Promise<RateLimitDecision>((resolve, reject) => {
+      const pending: PendingHit = { deadline: performance.now() + this.#timeoutMs, settled: false, fail: reject }
+      this.#deadlines.watch(pending)
+      // A late answer after the deadline is dropped; Redis may still have recorded that hit, which matches
+      // a fail-open caller that let the request through anyway.
+      this.#client[HIT_COMMAND](key, limit, windowMs).then((raw) => {
+        if (pending.settled) return
+        pending.settled = true
+        try {
+          resolve(parseReply(raw, limit, windowMs))
+        } catch (err) {
+          reject(unavailable(err))
+        }
+      }, (err: unknown) => {
+        if (pending.settled) return
+        pending.settled = true
+        reject(unavailable(err))
+      })
+    })
   }
 
   async close(): Promise<void> {
@@ -285,9 +357,6 @@ export function createRedisClient(url: string, opts: CreateRedisClientOptions = 
     socketTimeout: 1000,
     // Jitter keeps a fleet of gateways from reconnecting in lockstep after a Redis restart.
     retryStrategy: (times: number) => Math.min(500 * times, 1000) + Math.floor(Math.random() * 100),
-    // Commands issued in one turn of the event loop (the limiter hits of requests that arrived together)
-    // leave in one write and come back in one read: one round trip and far fewer syscalls under load.
-    // Each command keeps its own reply and error; a command is still refused at once while disconnected.
     // No auto-pipelining: each request sends one EVALSHA anyway, and at the rates a gateway in front of
     // PostgreSQL sees (a few thousand hits a second) a turn of the event loop rarely holds two of them, so the
     // Pipeline ioredis builds per turn cost more server CPU than the writes it saves (measured: docs/performance.md).
