@@ -1,14 +1,16 @@
 // EXPLAIN (ANALYZE, BUFFERS) of the benchmarked queries, exactly as the gateway sends them, on a seeded database.
 //   node dist/bench/explain.js --database-url postgres://…/mcp_bench_…  [--project <uuid>]
 // Prints the plans of: the builds list (listBuilds, first page, on the project with the most builds), the
-// auth lookup (lookupToken with a project), its coalesced form (lookupTokens, 8 keys), and one audit INSERT.
+// auth lookup (lookupTokens, one key with a project), its coalesced form (8 keys), and one audit batch INSERT.
 import { pathToFileURL } from 'node:url'
 import { Kysely, PostgresDialect, type CompiledQuery } from 'kysely'
 import pg from 'pg'
 import { poolConfig } from '../db/connect.js'
 import type { Database } from '../db/schema.js'
 import { listBuilds } from '../db/builds.js'
-import { lookupToken, lookupTokens } from '../db/tokens.js'
+import { lookupTokens } from '../db/tokens.js'
+import { insertAccessLogJson } from '../db/access-log.js'
+import { rowJson } from '../core/audit-writer.js'
 
 export interface Plan { title: string, sql: string, plan: string }
 
@@ -51,17 +53,19 @@ export async function explainAll (url: string, projectArg?: string): Promise<Pla
     const plans: Plan[] = []
     const [builds] = await captured(pool, async db => await listBuilds(db, projectId, { limit: 20 }))
     if (builds !== undefined) plans.push(await explain(pool, builds, `builds list, first page (project ${projectId}, ${top?.n ?? '?'} builds)`))
-    const [single] = await captured(pool, async db => await lookupToken(db, first.token_id, first.project_id))
+    const [single] = await captured(pool, async db => await lookupTokens(db, [{ tokenId: first.token_id, projectId: first.project_id }]))
     if (single !== undefined) plans.push(await explain(pool, single, 'auth: token + owner + project + role, one request'))
     const [batch] = await captured(pool, async db => await lookupTokens(db, keys.map(k => ({ tokenId: k.token_id, projectId: k.project_id }))))
     if (batch !== undefined) plans.push(await explain(pool, batch, `auth: the same for ${keys.length} requests that arrived together (one statement)`))
-    const [insert] = await captured(pool, async db => await db.insertInto('mcp_access_log').values(Array.from({ length: 40 }, (_v, i) => ({
-      token_id: first.token_id, user_id: null, action: 'list_builds', outcome: 'success' as const, ip: '127.0.0.1', accessed_at: new Date(), project_id: projectId,
-      status_code: 200, duration_ms: 1.5, method: 'GET', path: `/api/v1/mcp/projects/${projectId}/builds`, request_id: `explain-${i}`, via: 'rest' as const
-    }))).execute().catch(() => undefined))
+    const rows = Array.from({ length: 100 }, (_v, i) => rowJson({
+      token_id: first.token_id, user_id: null, action: 'list_builds', outcome: 'success', details: null, error: null, ip: '127.0.0.1',
+      accessed_at: new Date(), project_id: projectId, status_code: 200, duration_ms: 1.5, method: 'GET',
+      path: `/api/v1/mcp/projects/${projectId}/builds`, request_id: `explain-${i}`, via: 'rest'
+    }))
+    const [insert] = await captured(pool, async db => await insertAccessLogJson(db, rows).catch(() => undefined))
     // the INSERT above really ran once (to capture it): remove those rows; the EXPLAIN ANALYZE below is rolled back
     await pool.query("DELETE FROM mcp_access_log WHERE request_id LIKE 'explain-%'")
-    if (insert !== undefined) plans.push(await explain(pool, insert, 'audit: one batch of 40 rows (rolled back)', true))
+    if (insert !== undefined) plans.push(await explain(pool, insert, 'audit: one batch of 100 rows, about one AUDIT_FLUSH_MS at 1000 req/s (rolled back)', true))
     return plans
   } finally {
     await pool.end()

@@ -72,7 +72,7 @@ const deepStorable = (v: unknown): unknown =>
         : v
 
 /** The row as the JSON object the batch INSERT reads, with its id; strings PostgreSQL would refuse are repaired. */
-function rowJson (row: AuditRow): string {
+export function rowJson (row: AuditRow): string {
   const withId = { id: uuidv7(), ...row }
   const json = JSON.stringify(withId)
   return MAYBE_UNSTORABLE.test(json) ? JSON.stringify(deepStorable(withId)) : json

@@ -11,8 +11,10 @@ export interface TokenLookup {
 }
 
 /**
- * One indexed query per request for the whole of auth and project access: the token by primary key, its owner
- * (which must still exist), and optionally the project by primary key with the owner's collaborator row.
+ * The whole of auth and project access for one request, written plainly with the query builder: the token by
+ * primary key, its owner (which must still exist), and optionally the project by primary key with the owner's
+ * collaborator row. The gateway sends `lookupTokens` (below), which must answer exactly as this does for every
+ * key; this one is kept as its reference (test/core/token-lookup.test.ts checks the two agree).
  * Nothing is cached, so a revocation, a PATCH, a deleted owner or a removed collaborator — whoever made the
  * change, on whichever replica — applies to the very next request.
  */
