@@ -8,7 +8,8 @@
 //   b  (a) + @fastify/rate-limit with its Redis store (fixed window, high max)
 //   c  bare Fastify returning a constant small JSON
 //   d  (a) + the gateway's exact sliding window alone (RedisSlidingWindow) — isolates the limiter
-// Runs alternate (G a b c d, G a b c d, …); each is a warm-up then a measured run; medians are reported.
+// Runs alternate (G a b c d, G d c b a, b c d G a, a G d c b, …: rotated, every other round backwards); each is a
+// warm-up then a measured run; medians are reported.
 // Afterwards: mcp_access_log must hold exactly one row per request the gateway answered.
 //
 // Flags (or env BENCH_<NAME>): --scale 1  --duration 6  --warmup 2  --rounds 4  --connections 50
@@ -598,7 +599,10 @@ async function main (): Promise<void> {
     const ctx: RunContext = { database: seeded.name, redisPids: await pidsNamed('redis-server'), profileDir: options.profile ? profileDir : null }
     console.log(`servers: ${servers.map(s => `${s.spec.id}=pid ${s.pid} :${s.port}`).join(', ')}`)
     for (let round = 1; round <= options.rounds; round++) {
-      for (const s of servers) {
+      // Each round starts one variant later, and every other round runs backwards, so no variant always
+      // comes first, last or right after the same neighbour (e.g. the constant route's burst of 50k req/s).
+      const rotated = servers.map((_s, i) => servers[(i + round - 1) % servers.length] as Server)
+      for (const s of round % 2 === 0 ? rotated.reverse() : rotated) {
         let r = await runOnce(s, round, pairs, db, ctx)
         for (let attempt = 1; attempt <= options.retries && r.otherCores > options.quietCores; attempt++) {
           console.log(`  (round ${round} ${r.variant} discarded: other work used ${r.otherCores.toFixed(2)} cores during it; again)`)

@@ -94,3 +94,15 @@ t.test('a failing statement fails every lookup of its batch, and the next batch 
   t.same(failed.map(r => r.status), ['rejected', 'rejected'])
   t.equal((await lookups.lookup(outsiderToken, P.public))?.token.user_id, U.outsider)
 })
+
+t.test('on the gateway\'s connections the lookup goes out as a named statement, under its generic plan', async t => {
+  // one connection throughout: prepared statements and settings belong to a session
+  await db.connection().execute(async conn => {
+    const answer = await lookupTokens(conn, [{ tokenId: demoToken, projectId: P.github }])
+    t.equal(answer[0]?.token.token_id, demoToken)
+    const named = await sql<{ name: string, statement: string }>`SELECT name, statement FROM pg_prepared_statements`.execute(conn)
+    t.ok(named.rows.some(r => r.name === 'ib_mcp_token_lookup' && r.statement.includes('unnest')), 'prepared once, by name')
+    const mode = await sql<{ plan_cache_mode: string }>`SHOW plan_cache_mode`.execute(conn)
+    t.equal(mode.rows[0]?.plan_cache_mode, 'force_generic_plan', 'no re-planning on every run (see db/connect.ts)')
+  })
+})
