@@ -12,7 +12,7 @@
 // warm-up then a measured run; medians are reported.
 // Afterwards: mcp_access_log must hold exactly one row per request the gateway answered.
 //
-// Flags (or env BENCH_<NAME>): --scale 1  --duration 6  --warmup 2  --rounds 4  --connections 50
+// Flags (or env BENCH_<NAME>): --scale 1  --revoked-tokens 0  --duration 6  --warmup 2  --rounds 4  --connections 50
 //   --variants G,a,b,c,d  --log-level warn  --keep (keep the database)  --database-url URL --tokens-file F
 //   --explain (print the EXPLAIN (ANALYZE) plans; they are always in the JSON)
 //   --priority -10 (nice value for this process, the servers and the bench database's backends; needs root)
@@ -55,6 +55,8 @@ function num (name: string, fallback: number): number {
 
 const options = {
   scale: num('scale', 1),
+  /** revoked tokens added to mcp_token (not used by the load): the auth lookup's growth with the token table */
+  revokedTokens: num('revoked-tokens', 0),
   durationS: num('duration', 6),
   warmupS: num('warmup', 2),
   rounds: num('rounds', 4),
@@ -538,7 +540,7 @@ async function seededDatabase (): Promise<{ url: string, name: string, scale: nu
     const pairs = rows.flatMap(r => { const i = index.get(r.user_id); return i === undefined ? [] : [{ token: i, projectId: r.project_id }] })
     return { url: options.databaseUrl, name: saved.name, scale: saved.scale, sizes: saved.sizes, counts, tokens: saved.tokens, pairs, seedMs: 0, drop: async () => {} }
   }
-  return await seedBenchDatabase({ scale: options.scale, adminUrl: options.adminUrl, log: line => { console.log(line) } })
+  return await seedBenchDatabase({ scale: options.scale, revokedTokens: options.revokedTokens, adminUrl: options.adminUrl, log: line => { console.log(line) } })
 }
 
 async function deleteRedisKeys (prefixes: string[]): Promise<void> {

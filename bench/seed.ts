@@ -1,6 +1,6 @@
 // Seeds a fresh PostgreSQL database with a realistic InfraBox dataset for the benchmark, set-based (generate_series), in seconds.
 //
-//   node dist/bench/seed.js [--scale 1|5|…] [--keep] [--database-url postgres://…/postgres]
+//   node dist/bench/seed.js [--scale 1|5|…] [--revoked-tokens N] [--keep] [--database-url postgres://…/postgres]
 //
 // Scale 1: 50 projects, 20 000 builds, ~100 000 jobs, 100 users (each a collaborator on several projects),
 // 100 MCP tokens (one per user, scope {}), commits with branches. Every count grows linearly with the scale.
@@ -163,6 +163,8 @@ export interface SeedOptions {
   /** database name (default mcp_bench_s<scale>_<random>) */
   name?: string
   log?: (line: string) => void
+  /** revoked tokens added on top (spread over the users): how the auth lookup grows with the token table */
+  revokedTokens?: number
 }
 
 /** Creates the database, the InfraBox subset and the gateway's tables, the dataset and the tokens; ANALYZEs. */
@@ -206,6 +208,17 @@ export async function seedBenchDatabase (opts: SeedOptions): Promise<SeededDatab
                (now() AT TIME ZONE 'UTC') + interval '365 days', (now() AT TIME ZONE 'UTC')
         FROM unnest($1::varchar[], $2::varchar[], $3::uuid[]) AS t(token_id, token_hash, user_id)`,
       [tokens.map(t => t.tokenId), hashes, tokens.map(t => t.userId)])
+      // Revoked tokens stay in the table (the dashboard lists them with ?include=revoked): a long-lived install
+      // accumulates them. Not usable, so not in the load; they only make mcp_token bigger.
+      if ((opts.revokedTokens ?? 0) > 0) {
+        await c.query(`
+          INSERT INTO mcp_token (token_id, token_hash, user_id, name, enabled_projects, allow_trigger, expires_at, created_at, revoked_at)
+          SELECT substr(md5('revoked' || g), 1, 16), encode(sha256(('revoked' || g)::bytea), 'hex'), u.ids[1 + g % cardinality(u.ids)],
+                 'revoked bench agent', '{}', false, (now() AT TIME ZONE 'UTC') + interval '30 days',
+                 (now() AT TIME ZONE 'UTC') - interval '300 days', (now() AT TIME ZONE 'UTC') - interval '200 days'
+          FROM generate_series(1, $1::int) g, (SELECT array_agg(id) AS ids FROM "user") u
+          ON CONFLICT (token_id) DO NOTHING`, [opts.revokedTokens])
+      }
       await c.query('COMMIT')
       // VACUUM sets the visibility map (index-only scans) as autovacuum eventually would on a live database.
       await c.query('VACUUM ANALYZE')
@@ -245,7 +258,8 @@ async function main (): Promise<void> {
   const scale = Number(flag('scale') ?? process.env.BENCH_SCALE ?? '1')
   if (!Number.isFinite(scale) || scale <= 0) throw new Error('--scale must be a positive number')
   const keep = args.includes('--keep')
-  const seeded = await seedBenchDatabase({ scale, adminUrl: flag('database-url') ?? DEFAULT_ADMIN_URL, log: line => { console.error(line) } })
+  const revokedTokens = Number(flag('revoked-tokens') ?? '0')
+  const seeded = await seedBenchDatabase({ scale, revokedTokens, adminUrl: flag('database-url') ?? DEFAULT_ADMIN_URL, log: line => { console.error(line) } })
   if (keep) {
     const file = flag('tokens-file') ?? `bench/results/seed-${seeded.name}.json`
     const saved: SavedSeed = { url: seeded.url, name: seeded.name, scale, sizes: seeded.sizes, tokens: seeded.tokens }
