@@ -15,6 +15,7 @@ export type ErrorCode =
   | 'MCP_ORIGIN_FORBIDDEN'
   | 'MCP_HEADERS_TOO_LARGE'
   | 'MCP_REQUEST_TIMEOUT'
+  | 'MCP_METHOD_NOT_ALLOWED'
 
 export class GatewayError extends Error {
   readonly statusCode: number

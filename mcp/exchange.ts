@@ -2,7 +2,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Json } from '../db/schema.js'
 import type { GatewayServices } from '../core/services.js'
-import { outcomeOf } from '../plugins/audit.js'
+import { recordAuditEntry } from '../plugins/audit.js'
 import type { McpTool, ToolOutcome } from './tools.js'
 
 /** The audit action of every MCP request that is not a call of one of our tools (initialize, tools/list, …). */
@@ -114,30 +114,22 @@ export class McpExchange {
   private record (): void {
     const { request, reply, services, message, answered } = this
     const statusCode = this.statusCode()
-    const outcome = outcomeOf(statusCode)
     const action = message.tool?.name ?? MCP_REQUEST_ACTION
     const details: Record<string, Json> = { rpc_method: message.method }
     const version = request.headers['mcp-protocol-version']
     if (typeof version === 'string') details['protocol_version'] = version.slice(0, 32)
     if (!answered) details['client_closed'] = true
     const error = this.outcome?.error ?? message.refusal ?? (answered ? null : 'the client closed the connection before the answer was complete')
-    services.audit.record({
-      token_id: request.audit.tokenId,
-      user_id: request.audit.userId,
+    recordAuditEntry(services, request, reply, {
       action,
-      outcome,
+      statusCode,
+      tokenId: request.audit.tokenId,
+      userId: request.audit.userId,
+      projectId: this.outcome?.projectId ?? null,
       details,
       error: error === null ? null : error.slice(0, 1000),
-      ip: this.ip,
-      accessed_at: new Date(Date.now() - reply.elapsedTime),
-      project_id: this.outcome?.projectId ?? null,
-      status_code: statusCode,
-      duration_ms: Math.round(reply.elapsedTime * 1000) / 1000,
-      method: request.method,
-      path: (request.url.split('?')[0] ?? '').slice(0, 2048),
-      request_id: String(request.id),
-      via: 'mcp'
+      via: 'mcp',
+      ip: this.ip
     })
-    services.metrics.observeCall(action, outcome, 'mcp', reply.elapsedTime / 1000)
   }
 }

@@ -48,28 +48,48 @@ export function outcomeOf (statusCode: number): AuditOutcome {
 /** The address to record: Fastify's `request.ip` honours TRUST_PROXY. */
 const ipOf = (request: FastifyRequest): string => request.ip.slice(0, 64)
 
-/** Builds the row for a finished request and hands it to the writer (synchronous, cannot fail). */
-export function recordAudit (services: GatewayServices, request: FastifyRequest, reply: FastifyReply, action: string, a: AuditContext = request.audit): void {
-  const statusCode = reply.statusCode
-  const outcome = outcomeOf(statusCode)
+/** What one audited call adds to the request's own facts (method, path, ip, request id, timing). */
+export interface AuditEntry {
+  action: string
+  statusCode: number
+  tokenId: string | null
+  userId: string | null
+  projectId: string | null
+  details: Json | null
+  error: string | null
+  via: 'rest' | 'mcp'
+  /** the client's address when it was read earlier (a closed socket no longer knows its peer) */
+  ip?: string
+}
+
+/** Builds the row of one finished call and hands it to the writer (synchronous, cannot fail); counts it. */
+export function recordAuditEntry (services: GatewayServices, request: FastifyRequest, reply: FastifyReply, e: AuditEntry): void {
+  const outcome = outcomeOf(e.statusCode)
   services.audit.record({
-    token_id: a.tokenId,
-    user_id: a.userId,
-    action,
+    token_id: e.tokenId,
+    user_id: e.userId,
+    action: e.action,
     outcome,
-    details: a.details,
-    error: a.error,
-    ip: ipOf(request),
+    details: e.details,
+    error: e.error,
+    ip: e.ip ?? ipOf(request),
     accessed_at: new Date(Date.now() - reply.elapsedTime),
-    project_id: a.projectId,
-    status_code: statusCode,
+    project_id: e.projectId,
+    status_code: e.statusCode,
     duration_ms: Math.round(reply.elapsedTime * 1000) / 1000,
     method: request.method,
     path: redactTokens(request.url.split('?')[0] ?? '').slice(0, 2048),
     request_id: String(request.id),
-    via: a.via
+    via: e.via
   })
-  services.metrics.observeCall(action, outcome, a.via, reply.elapsedTime / 1000)
+  services.metrics.observeCall(e.action, outcome, e.via, reply.elapsedTime / 1000)
+}
+
+/** The row of a request that is one call: its HTTP status and what the chain learned on the way. */
+export function recordAudit (services: GatewayServices, request: FastifyRequest, reply: FastifyReply, action: string, a: AuditContext = request.audit): void {
+  recordAuditEntry(services, request, reply, {
+    action, statusCode: reply.statusCode, tokenId: a.tokenId, userId: a.userId, projectId: a.projectId, details: a.details, error: a.error, via: a.via
+  })
 }
 
 export const newAuditContext = (): AuditContext =>
