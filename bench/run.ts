@@ -47,16 +47,16 @@ function opt (name: string, fallback: string): string {
   return process.env[`BENCH_${name.toUpperCase().replace(/-/g, '_')}`] ?? fallback
 }
 const flag = (name: string): boolean => argv.includes(`--${name}`) || process.env[`BENCH_${name.toUpperCase()}`] === '1'
-function num (name: string, fallback: number): number {
+function num (name: string, fallback: number, min = Number.MIN_VALUE): number {
   const v = Number(opt(name, String(fallback)))
-  if (!Number.isFinite(v) || v <= 0) throw new Error(`--${name} must be a positive number`)
+  if (!Number.isFinite(v) || v < min) throw new Error(`--${name} must be ${min === Number.MIN_VALUE ? 'a positive number' : `a number ≥ ${min}`}`)
   return v
 }
 
 const options = {
   scale: num('scale', 1),
   /** revoked tokens added to mcp_token (not used by the load): the auth lookup's growth with the token table */
-  revokedTokens: num('revoked-tokens', 0),
+  revokedTokens: Math.floor(num('revoked-tokens', 0, 0)),
   durationS: num('duration', 6),
   warmupS: num('warmup', 2),
   rounds: num('rounds', 4),

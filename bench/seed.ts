@@ -14,7 +14,7 @@ import { kyselyWithOwnPool } from '../db/connect.js'
 import { applyInfraboxSubset, migrateGateway } from '../db/migrate.js'
 import { mintToken } from '../core/token.js'
 
-export const DEFAULT_ADMIN_URL = process.env.BENCH_DATABASE_URL ?? process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
+export const DEFAULT_ADMIN_URL = process.env.BENCH_ADMIN_URL ?? process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
 
 export interface SeedSizes {
   projects: number
