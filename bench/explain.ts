@@ -14,6 +14,13 @@ import { rowJson } from '../core/audit-writer.js'
 
 export interface Plan { title: string, sql: string, plan: string }
 
+const PREPARED = /^\/\* prepared /
+const { prepareValue } = (pg as unknown as { utils: { prepareValue: (v: unknown) => unknown } }).utils
+const literal = (v: unknown): string => {
+  const text = prepareValue(v)
+  return text === null || text === undefined ? 'NULL' : pg.escapeLiteral(String(text))
+}
+
 /** Runs `fn` on a Kysely instance that records the statements it sends. */
 async function captured (pool: pg.Pool, fn: (db: Kysely<Database>) => Promise<unknown>): Promise<CompiledQuery[]> {
   const seen: CompiledQuery[] = []
@@ -31,11 +38,21 @@ async function explain (pool: pg.Pool, q: CompiledQuery, title: string, rollback
     if (rollback) await client.query('BEGIN')
     // warm: the plan shown is the steady state (catalog and buffers cached), not the first call
     for (let i = 0; i < 3 && !rollback; i++) await client.query(q.sql, q.parameters as unknown[])
-    const { rows } = await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN (ANALYZE, BUFFERS) ${q.sql}`, q.parameters as unknown[])
+    let text = `EXPLAIN (ANALYZE, BUFFERS) ${q.sql}`
+    if (PREPARED.test(q.sql)) {
+      // The gateway runs this one as a named statement under its generic plan (db/connect.ts): show that plan.
+      await client.query("SET plan_cache_mode = 'force_generic_plan'")
+      await client.query('DEALLOCATE ALL')
+      await client.query(`PREPARE explained AS ${q.sql}`)
+      // EXECUTE takes no bound parameters: the values go in as literals, in the text form pg would send them
+      text = `EXPLAIN (ANALYZE, BUFFERS) EXECUTE explained(${q.parameters.map(literal).join(', ')})`
+    }
+    const { rows } = await client.query<{ 'QUERY PLAN': string }>(text, text.includes('EXECUTE explained') ? [] : q.parameters as unknown[])
     return { title, sql: q.sql, plan: rows.map(r => r['QUERY PLAN']).join('\n') }
   } finally {
     if (rollback) await client.query('ROLLBACK')
-    client.release()
+    // the session's settings and statements go with it
+    client.release(true)
   }
 }
 
