@@ -125,3 +125,41 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   if (file === undefined) { console.error('usage: node dist/bench/profile.js <file.cpuprofile> [top]'); process.exit(2) }
   summarizeProfile(file, Number(process.argv[3] ?? 25)).then(s => { console.log(s.text) }, (err: unknown) => { console.error(err); process.exit(1) })
 }
+
+export interface ProfileDiff {
+  variant: string
+  baseline: string
+  /** busy µs per answered request (the profiler's own work excluded), variant and baseline */
+  busyUsPerReq: [number, number]
+  /** functions by the difference of their self time per answered request, largest first */
+  rows: Array<{ fn: string, where: string, usPerReq: number, baselineUsPerReq: number }>
+  text: string
+}
+
+/**
+ * Self time per answered request, function by function, of a variant against its baseline (profiles of
+ * measured runs of the same length): where the variant's extra CPU goes. Native socket writes (writev) carry
+ * the time the process waits to run again after waking its peer on a busy machine, so they are wall time more
+ * than CPU time.
+ */
+export async function diffProfiles (variant: string, file: string, answered: number, baseline: string, baselineFile: string, baselineAnswered: number, topN = 15): Promise<ProfileDiff> {
+  const [v, b] = await Promise.all([summarizeProfile(file, Infinity), summarizeProfile(baselineFile, Infinity)])
+  const per = (ms: number, n: number): number => ms * 1000 / Math.max(1, n)
+  const keyOf = (e: { fn: string, where: string }): string => `${e.fn} ${e.where}`
+  const rows = new Map<string, { fn: string, where: string, usPerReq: number, baselineUsPerReq: number }>()
+  for (const e of v.top) rows.set(keyOf(e), { fn: e.fn, where: e.where, usPerReq: per(e.ms, answered), baselineUsPerReq: 0 })
+  for (const e of b.top) {
+    const row = rows.get(keyOf(e)) ?? { fn: e.fn, where: e.where, usPerReq: 0, baselineUsPerReq: 0 }
+    row.baselineUsPerReq = per(e.ms, baselineAnswered)
+    rows.set(keyOf(e), row)
+  }
+  const sorted = [...rows.values()].sort((x, y) => Math.abs(y.usPerReq - y.baselineUsPerReq) - Math.abs(x.usPerReq - x.baselineUsPerReq)).slice(0, topN)
+  const busy: [number, number] = [per(v.busyMs, answered), per(b.busyMs, baselineAnswered)]
+  const f = (x: number): string => x.toFixed(1).padStart(7)
+  const text = [
+    `profile ${variant} against ${baseline}: busy ${busy[0].toFixed(1)} vs ${busy[1].toFixed(1)} µs per answered request; self time per request, largest differences:`,
+    `   ${'Δ µs'.padStart(7)} ${variant.padStart(7)} ${baseline.padStart(7)}  function`,
+    ...sorted.map(r => `   ${f(r.usPerReq - r.baselineUsPerReq)} ${f(r.usPerReq)} ${f(r.baselineUsPerReq)}  ${r.fn} (${r.where})`)
+  ].join('\n')
+  return { variant, baseline, busyUsPerReq: busy, rows: sorted, text }
+}

@@ -32,7 +32,7 @@ import pg from 'pg'
 import { Redis } from 'ioredis'
 import { DEFAULT_ADMIN_URL, seedBenchDatabase, type BenchToken, type SavedSeed, type SeedSizes } from './seed.js'
 import type { ChildMessage, ParentMessage } from './serve.js'
-import { summarizeProfile, type ProfileSummary } from './profile.js'
+import { diffProfiles, summarizeProfile, type ProfileDiff, type ProfileSummary } from './profile.js'
 import { explainAll, type Plan } from './explain.js'
 
 const here = fileURLToPath(new URL('.', import.meta.url))
@@ -673,17 +673,30 @@ async function main (): Promise<void> {
   for (const t of targets) console.log(`${t.met === true ? 'met    ' : 'NOT MET'}  ${t.name}: ${fmt(t.value)} (target ${t.goal})`)
 
   let profile: ProfileSummary | null = null
+  const profileDiffs: ProfileDiff[] = []
   if (options.profile) {
-    // the last round's profile: the most warmed-up
-    const files = (await readdir(profileDir)).filter(f => f.startsWith('G-') && f.endsWith('.cpuprofile')).sort()
-    const last = files.at(-1)
-    if (last !== undefined) {
-      profile = await summarizeProfile(join(profileDir, last))
+    // the last round's profiles: the most warmed-up
+    const last = options.rounds
+    const fileOf = (id: string): string => join(profileDir, `${id}-round${last}.cpuprofile`)
+    const have = new Set((await readdir(profileDir)).map(f => f.replace(/-round\d+\.cpuprofile$/, '')))
+    if (have.has('G')) {
+      profile = await summarizeProfile(fileOf('G'))
       console.log('')
-      console.log(`gateway CPU profile of a measured run (${join(profileDir, last)}; the profiler itself slows the gateway, so that run's numbers are not comparable):`)
+      console.log(`gateway CPU profile of a measured run (${fileOf('G')}; the profiler itself slows the gateway, so that run's numbers are not comparable):`)
       console.log(profile.text)
     }
+    // Where one variant spends more than its baseline: self time per answered request, function by function.
+    for (const [x, y] of [['G', 'a'], ['d', 'b'], ['f', 'e']] as Array<[string, string]>) {
+      const rx = records.find(r => r.variant === x && r.round === last)
+      const ry = records.find(r => r.variant === y && r.round === last)
+      if (!have.has(x) || !have.has(y) || rx === undefined || ry === undefined) continue
+      const diff = await diffProfiles(x, fileOf(x), rx.responses, y, fileOf(y), ry.responses)
+      profileDiffs.push(diff)
+      console.log('')
+      console.log(diff.text)
+    }
   }
+
 
   // the plans of the statements just measured, on this dataset (after the runs: caches warm, audit table grown)
   const plans: Plan[] = await explainAll(seeded.url).catch((err: unknown) => { console.log(`EXPLAIN failed: ${String(err)}`); return [] })
@@ -703,7 +716,8 @@ async function main (): Promise<void> {
     runs: records,
     discarded,
     plans,
-    profile
+    profile,
+    profileDiffs
   }, null, 2))
   console.log('')
   console.log(`results: ${out}`)
