@@ -87,8 +87,9 @@ async function openStorage (fastify: FastifyInstance, config: Config): Promise<S
     const lost = (pool: string) => (err: Error) => { fastify.log.warn({ pool, err: err.message }, 'database connection lost') }
     survivePoolErrors(fastify.pg.pool, lost('requests'))
     // The audit writer has connections of its own: a busy or locked request pool never holds it back.
-    const auditDb = kyselyWithOwnPool({ connectionString: config.DATABASE_URL, max: 2, applicationName: 'infrabox-mcp-gateway-audit', onError: lost('audit') })
-    return { db: kyselyOverPool(fastify.pg.pool), auditDb, embedded: false, close: async () => { await auditDb.destroy() } }
+    const preparedStatements = config.DB_PREPARED_STATEMENTS
+    const auditDb = kyselyWithOwnPool({ connectionString: config.DATABASE_URL, max: 2, applicationName: 'infrabox-mcp-gateway-audit', onError: lost('audit'), preparedStatements })
+    return { db: kyselyOverPool(fastify.pg.pool, { preparedStatements }), auditDb, embedded: false, close: async () => { await auditDb.destroy() } }
   }
   const embedded = await openEmbedded(join(config.DATA_DIR, 'pglite'))
   return { db: embedded.db, auditDb: embedded.db, embedded: true, exec: embedded.exec, close: embedded.close }

@@ -13,6 +13,7 @@ export const ConfigSchema = Type.Object({
   PORT: Int(8080, 0, 65535, 'port to listen on'),
   DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://', description: 'InfraBox PostgreSQL; unset = embedded PGlite under DATA_DIR' })),
   DB_POOL_MAX: Int(10, 1, 200, 'connections of the request pool'),
+  DB_PREPARED_STATEMENTS: Flag(true, 'send the hot statements as named prepared statements; false behind PgBouncer in transaction mode (before 1.21)'),
   DATA_DIR: Type.String({ default: './.data', minLength: 1, description: 'embedded database, generated session keys, fs artifacts' }),
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://', description: 'Redis for the limiter shared by all replicas; unset = in-process limiter' })),
   INFRABOX_RSA_PUBLIC_KEY_PATH: Str('PEM file of the key InfraBox signs user sessions with'),

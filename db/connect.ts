@@ -20,6 +20,8 @@ export interface PoolSettings {
   applicationName?: string
   /** told about connections that died (default: ignored; the query that used one fails on its own) */
   onError?: (err: Error) => void
+  /** send the statements marked `prepared` as named prepared statements (DB_PREPARED_STATEMENTS; default true) */
+  preparedStatements?: boolean
 }
 
 /** pg.Pool options that make every connection work in UTC and fail fast instead of hanging. */
@@ -96,10 +98,14 @@ async function preparingClient<T extends pg.PoolClient> (client: T): Promise<T> 
   return client
 }
 
-/** A Kysely instance over a pool someone else owns: its destroy() leaves the pool open. */
-export function kyselyOverPool (pool: pg.Pool): Kysely<Database> {
+/**
+ * A Kysely instance over a pool someone else owns: its destroy() leaves the pool open. `preparedStatements: false`
+ * sends every statement unnamed, as a connection pooler in transaction mode needs (PgBouncer before 1.21).
+ */
+export function kyselyOverPool (pool: pg.Pool, opts: { preparedStatements?: boolean } = {}): Kysely<Database> {
+  const named = opts.preparedStatements ?? true
   const borrowed = {
-    connect: async () => await preparingClient(await pool.connect()),
+    connect: async () => named ? await preparingClient(await pool.connect()) : await pool.connect(),
     end: async () => { /* the pool's owner (e.g. @fastify/postgres) ends it */ }
   }
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool: borrowed }) })
@@ -108,8 +114,9 @@ export function kyselyOverPool (pool: pg.Pool): Kysely<Database> {
 /** A Kysely instance that owns its own pool (CLI, audit writer, tests): destroy() ends it. */
 export function kyselyWithOwnPool (s: PoolSettings): Kysely<Database> {
   const pool = survivePoolErrors(new pg.Pool(poolConfig(s)), s.onError)
+  const named = s.preparedStatements ?? true
   const owned = {
-    connect: async () => await preparingClient(await pool.connect()),
+    connect: async () => named ? await preparingClient(await pool.connect()) : await pool.connect(),
     end: async () => { await pool.end() }
   }
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool: owned }) })

@@ -6,8 +6,9 @@ import { lookupToken, lookupTokens } from '../../db/tokens.js'
 import { mintToken } from '../../core/token.js'
 import { FIXTURE, seedDemo } from '../../db/seed.js'
 import { createTestDatabase } from '../helpers/db.js'
+import { kyselyWithOwnPool } from '../../db/connect.js'
 
-const { db } = await createTestDatabase(t)
+const { db, url } = await createTestDatabase(t)
 await seedDemo(db, { artifactRoot: '/nonexistent-bench-artifacts' })
 const { users: U, projects: P } = FIXTURE
 
@@ -104,5 +105,19 @@ t.test('on the gateway\'s connections the lookup goes out as a named statement, 
     t.ok(named.rows.some(r => r.name === 'ib_mcp_token_lookup' && r.statement.includes('unnest')), 'prepared once, by name')
     const mode = await sql<{ plan_cache_mode: string }>`SHOW plan_cache_mode`.execute(conn)
     t.equal(mode.rows[0]?.plan_cache_mode, 'force_generic_plan', 'no re-planning on every run (see db/connect.ts)')
+  })
+})
+
+t.test('DB_PREPARED_STATEMENTS=false: the same answers, every statement unnamed (a pooler in transaction mode)', async t => {
+  const unnamed = kyselyWithOwnPool({ connectionString: url, max: 1, preparedStatements: false })
+  t.teardown(async () => { await unnamed.destroy() })
+  await unnamed.connection().execute(async conn => {
+    const answer = await lookupTokens(conn, [{ tokenId: demoToken, projectId: P.github }])
+    t.equal(answer[0]?.token.token_id, demoToken)
+    t.equal(answer[0]?.project?.role, 'Owner')
+    const named = await sql<{ name: string }>`SELECT name FROM pg_prepared_statements`.execute(conn)
+    t.same(named.rows, [], 'nothing prepared by name')
+    const mode = await sql<{ plan_cache_mode: string }>`SHOW plan_cache_mode`.execute(conn)
+    t.equal(mode.rows[0]?.plan_cache_mode, 'auto', 'and no session setting left behind for the pooler\'s next client')
   })
 })
