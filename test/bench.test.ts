@@ -20,9 +20,9 @@ interface BenchJson {
   plans: Array<{ title: string, plan: string }>
 }
 
-/** as a user runs it: no tap loaders, no BENCH_ settings from the environment; the test database server */
+/** as a user runs it: no tap loaders, no BENCH_ settings from the environment; the test PostgreSQL and Redis */
 function benchEnv (): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, BENCH_ADMIN_URL: TEST_DATABASE_URL }
+  const env: NodeJS.ProcessEnv = { ...process.env, BENCH_ADMIN_URL: TEST_DATABASE_URL, REDIS_URL: process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379' }
   delete env.NODE_OPTIONS
   for (const k of Object.keys(env)) if (k.startsWith('BENCH_') && k !== 'BENCH_ADMIN_URL') delete env[k]
   return env
