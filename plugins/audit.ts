@@ -49,15 +49,9 @@ export function outcomeOf (statusCode: number): AuditOutcome {
 const ipOf = (request: FastifyRequest): string => request.ip.slice(0, 64)
 
 /** What one audited call adds to the request's own facts (method, path, ip, request id, timing). */
-export interface AuditEntry {
+export interface AuditEntry extends Omit<AuditContext, 'skip'> {
   action: string
   statusCode: number
-  tokenId: string | null
-  userId: string | null
-  projectId: string | null
-  details: Json | null
-  error: string | null
-  via: 'rest' | 'mcp'
   /** the client's address when it was read earlier (a closed socket no longer knows its peer) */
   ip?: string
 }
