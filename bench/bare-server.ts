@@ -36,6 +36,7 @@ const keyOf = (authorization: string | undefined): string => {
 
 const closers: Array<() => Promise<void>> = []
 let failOpen = async (): Promise<number> => 0
+let limiterCounters = (): Record<string, number> => ({})
 
 function redisClient (): Redis {
   if (config.REDIS_URL === undefined) throw new Error('REDIS_URL is required for this variant')
@@ -120,6 +121,7 @@ switch (variant.replace(/^constant-?/, '')) {
     const redis = redisClient()
     await waitReady(redis)
     const limiter = new RedisSlidingWindow(redis, { timeoutMs: config.RATE_LIMIT_REDIS_TIMEOUT_MS })
+    limiterCounters = () => ({ limiterCalls: limiter.calls, limiterHits: limiter.hits })
     // the parts of the gateway's services that spendBudget reads
     const metrics = createMetrics()
     failOpen = async () => (await metrics.rateLimitFailOpen.get()).values[0]?.value ?? 0
@@ -145,4 +147,4 @@ switch (variant.replace(/^constant-?/, '')) {
     throw new Error(`unknown BENCH_VARIANT ${variant}`)
 }
 
-await serve(fastify, { onClose: async () => { for (const close of closers) await close() }, counters: async () => ({ failOpen: await failOpen() }) })
+await serve(fastify, { onClose: async () => { for (const close of closers) await close() }, counters: async () => ({ failOpen: await failOpen(), ...limiterCounters() }) })

@@ -4,6 +4,7 @@ import Fastify from 'fastify'
 import app, { serverOptions } from '../app.js'
 import { loadConfig } from '../config.js'
 import { serve } from './serve.js'
+import { RedisSlidingWindow } from '../core/limiter.js'
 
 const config = loadConfig(process.env)
 const fastify = Fastify(serverOptions(config))
@@ -20,7 +21,9 @@ await serve(fastify, {
     return {
       failOpen: (await services.metrics.rateLimitFailOpen.get()).values[0]?.value ?? 0,
       // coalesced auth lookups, when the build has them: lookups / statements = requests per auth query
-      ...(services.tokenLookups !== undefined ? { authStatements: services.tokenLookups.statements, authLookups: services.tokenLookups.lookups } : {})
+      ...(services.tokenLookups !== undefined ? { authStatements: services.tokenLookups.statements, authLookups: services.tokenLookups.lookups } : {}),
+      // batched limiter hits: limiterHits / limiterCalls = hits per Redis call
+      ...(services.limiter instanceof RedisSlidingWindow ? { limiterCalls: services.limiter.calls, limiterHits: services.limiter.hits } : {})
     }
   }
 })

@@ -13,7 +13,7 @@
 // Afterwards: mcp_access_log must hold exactly one row per request the gateway answered.
 //
 // Flags (or env BENCH_<NAME>): --scale 1  --revoked-tokens 0  --duration 6  --warmup 2  --rounds 4  --connections 50
-//   --variants G,a,b,c,d  --log-level warn  --keep (keep the database)  --database-url URL --tokens-file F
+//   --variants G,a,b,c,d,e,f  --log-level warn  --keep (keep the database)  --database-url URL --tokens-file F
 //   --explain (print the EXPLAIN (ANALYZE) plans; they are always in the JSON)
 //   --priority -10 (nice value for this process, the servers and the bench database's backends; needs root)
 //   --quiet-wait 30 (before each run, wait up to N s for the machine to be idle; 0 = never)  --retries 2 (repeat
@@ -61,7 +61,7 @@ const options = {
   warmupS: num('warmup', 2),
   rounds: num('rounds', 4),
   connections: num('connections', 50),
-  variants: opt('variants', 'G,a,b,c,d').split(',').map(s => s.trim()).filter(s => s !== ''),
+  variants: opt('variants', 'G,a,b,c,d,e,f').split(',').map(s => s.trim()).filter(s => s !== ''),
   logLevel: opt('log-level', 'warn'),
   keep: flag('keep'),
   profile: flag('profile'),
@@ -613,7 +613,7 @@ async function main (): Promise<void> {
         }
         records.push(r)
         const audit = r.audit === undefined ? '' : `  audit rows ${r.audit.rows} / answered ${r.audit.answered} (autocannon: ${r.audit.clientResponses} received, ${r.audit.clientSent} sent) ${r.audit.ok ? 'OK' : 'MISMATCH'}`
-        console.log(`round ${round} ${r.variant}: ${r.reqPerSec.toFixed(0)} req/s, p50 ${r.latencyP50} ms, p99 ${r.latencyP99} ms, non-2xx ${r.non2xx}, fail-open ${r.failOpen}, CPU µs/req: stack ${r.stackCpuUsPerReq.toFixed(0)} = server ${r.serverCpuUsPerReq.toFixed(0)} pg ${r.postgresCpuUsPerReq.toFixed(0)}${r.postgresAuditCpuUsPerReq > 0 ? ` (audit ${r.postgresAuditCpuUsPerReq.toFixed(0)})` : ''} redis ${r.redisCpuUsPerReq.toFixed(0)} loadgen ${r.loadgenCpuUsPerReq.toFixed(0)} machine ${r.machineCpuUsPerReq.toFixed(0)}; other load ${r.otherCores.toFixed(2)} cores${r.counters.authStatements !== undefined ? `; ${((r.counters.authLookups ?? 0) / Math.max(1, r.counters.authStatements)).toFixed(1)} requests per auth query` : ''}${audit}`)
+        console.log(`round ${round} ${r.variant}: ${r.reqPerSec.toFixed(0)} req/s, p50 ${r.latencyP50} ms, p99 ${r.latencyP99} ms, non-2xx ${r.non2xx}, fail-open ${r.failOpen}, CPU µs/req: stack ${r.stackCpuUsPerReq.toFixed(0)} = server ${r.serverCpuUsPerReq.toFixed(0)} pg ${r.postgresCpuUsPerReq.toFixed(0)}${r.postgresAuditCpuUsPerReq > 0 ? ` (audit ${r.postgresAuditCpuUsPerReq.toFixed(0)})` : ''} redis ${r.redisCpuUsPerReq.toFixed(0)} loadgen ${r.loadgenCpuUsPerReq.toFixed(0)} machine ${r.machineCpuUsPerReq.toFixed(0)}; other load ${r.otherCores.toFixed(2)} cores${r.counters.authStatements !== undefined ? `; ${((r.counters.authLookups ?? 0) / Math.max(1, r.counters.authStatements)).toFixed(1)} requests per auth query` : ''}${r.counters.limiterCalls !== undefined ? `; ${((r.counters.limiterHits ?? 0) / Math.max(1, r.counters.limiterCalls)).toFixed(1)} hits per Redis call` : ''}${audit}`)
       }
     }
   } finally {

@@ -34,49 +34,63 @@ export class LimiterUnavailableError extends Error {
 // double below 2^53; written with %.0f because Lua's tostring would print 1.7e+15 and lose digits). Each hit
 // drops the stamps that left the window from the tail (each stamp is dropped once, so this is O(1) amortized),
 // counts, and pushes its own stamp only when allowed, so refusals never extend the window. The key expires one
-// window after its newest stamp, that is when every stamp has left. An allowed hit costs TIME, LINDEX, LPUSH and
-// PEXPIRE, plus an RPOP and a LINDEX per stamp that left the window since the previous hit. A list costs Redis less than a sorted set
-// (no skiplist, no member dictionary, no unique member to build) and holds at most `limit` stamps.
-// A key of another type (a sorted-set window of an earlier version, during a rolling upgrade) is replaced.
+// window after its newest stamp, that is when every stamp has left. An allowed hit costs LINDEX, LPUSH and
+// PEXPIRE, plus an RPOP and a LINDEX per stamp that left the window since the previous hit. A list costs Redis
+// less than a sorted set (no skiplist, no member dictionary, no unique member to build) and holds at most
+// `limit` stamps. A key of another type (a sorted-set window of an earlier version, during a rolling upgrade)
+// is replaced.
+// One call decides one or more hits (KEYS[i] with ARGV[2i-1] = limit, ARGV[2i] = window ms), in order, on one
+// reading of TIME: each decision is as atomic and exact as if it had its own call (a key named twice sees its
+// first hit), and the reply is { allowed, count, wait_us } per hit, flattened.
 // TIME is non-deterministic, hence replicate_commands (a no-op since Redis 7, required on 3.2-4.x).
-// Only KEYS[1] is touched (Cluster).
 const HIT_SCRIPT = `
 if redis.replicate_commands then redis.replicate_commands() end
-local key = KEYS[1]
-local limit = tonumber(ARGV[1])
-local window_us = tonumber(ARGV[2]) * 1000
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local cutoff = now - window_us
-local last = redis.pcall('LINDEX', key, -1)
-if type(last) == 'table' then
-  redis.call('DEL', key)
-  last = false
+local stamp = string.format('%.0f', now)
+local out = {}
+for i, key in ipairs(KEYS) do
+  local limit = tonumber(ARGV[2 * i - 1])
+  local window_ms = ARGV[2 * i]
+  local window_us = tonumber(window_ms) * 1000
+  local cutoff = now - window_us
+  local last = redis.pcall('LINDEX', key, -1)
+  if type(last) == 'table' then
+    redis.call('DEL', key)
+    last = false
+  end
+  local oldest = tonumber(last)
+  while oldest and oldest <= cutoff do
+    redis.call('RPOP', key)
+    oldest = tonumber(redis.call('LINDEX', key, -1))
+  end
+  -- LPUSH answers the new length: push first and take the stamp back in the (rare) refused case
+  local count = redis.call('LPUSH', key, stamp)
+  local allowed = 1
+  if count > limit then
+    redis.call('LPOP', key)
+    count = count - 1
+    allowed = 0
+  else
+    redis.call('PEXPIRE', key, window_ms)
+    if not oldest then oldest = now end
+  end
+  local wait_us = 0
+  if oldest then wait_us = oldest + window_us - now end
+  out[3 * i - 2] = allowed
+  out[3 * i - 1] = count
+  out[3 * i] = wait_us
 end
-local oldest = tonumber(last)
-while oldest and oldest <= cutoff do
-  redis.call('RPOP', key)
-  oldest = tonumber(redis.call('LINDEX', key, -1))
-end
--- LPUSH answers the new length: push first and take the stamp back in the (rare) refused case
-local count = redis.call('LPUSH', key, string.format('%.0f', now))
-local allowed = 1
-if count > limit then
-  redis.call('LPOP', key)
-  count = count - 1
-  allowed = 0
-else
-  redis.call('PEXPIRE', key, ARGV[2])
-  if not oldest then oldest = now end
-end
-local wait_us = 0
-if oldest then wait_us = oldest + window_us - now end
-return { allowed, count, wait_us }
+return out
 `
 
-const HIT_COMMAND = 'ibMcpSlidingWindowHit'
-type HitCommand = (key: string, limit: number, windowMs: number) => Promise<unknown>
+const HIT_COMMAND = 'ibMcpSlidingWindowHits'
+/** numberOfKeys first, then the keys, then (limit, windowMs) per key */
+type HitCommand = (...args: Array<string | number>) => Promise<unknown>
 type ClientWithHit = Redis & { [HIT_COMMAND]: HitCommand }
+
+/** Hits per script call at most: bounds one call's time on Redis (each hit is a handful of list operations). */
+const MAX_BATCH = 64
 
 function assertArgs(limit: number, windowMs: number): void {
   // A bad limit is a configuration bug, not an outage: it must not be silently failed open.
@@ -97,11 +111,12 @@ function toInt(value: unknown): number | undefined {
   return typeof n === 'number' && Number.isFinite(n) ? n : undefined
 }
 
-function parseReply(raw: unknown, limit: number, windowMs: number): RateLimitDecision {
-  if (Array.isArray(raw) && raw.length === 3) {
-    const allowed = toInt(raw[0])
-    const count = toInt(raw[1])
-    const waitUs = toInt(raw[2])
+/** The decision of the `at`-th hit of a script reply ({ allowed, count, wait_us } per hit, flattened). */
+function parseReply(raw: unknown, at: number, limit: number, windowMs: number): RateLimitDecision {
+  if (Array.isArray(raw) && raw.length >= 3 * (at + 1)) {
+    const allowed = toInt(raw[3 * at])
+    const count = toInt(raw[3 * at + 1])
+    const waitUs = toInt(raw[3 * at + 2])
     if (allowed !== undefined && count !== undefined && waitUs !== undefined) {
       return decide(allowed === 1, limit, count, waitUs / 1000, windowMs)
     }
@@ -116,9 +131,13 @@ function unavailable(err: unknown): LimiterUnavailableError {
 }
 
 interface PendingHit {
+  readonly key: string
+  readonly limit: number
+  readonly windowMs: number
   /** performance.now() after which the hit fails open (or closed) */
   readonly deadline: number
   settled: boolean
+  readonly resolve: (decision: RateLimitDecision) => void
   readonly fail: (err: LimiterUnavailableError) => void
 }
 
@@ -187,7 +206,14 @@ export class RedisSlidingWindow implements RateLimitStore {
   readonly #timeoutMs: number
   readonly #ownsClient: boolean
   readonly #deadlines: Deadlines
+  /** 1 on a Redis Cluster client (a call's keys must share a slot), else MAX_BATCH */
+  readonly #maxBatch: number
+  #queued: PendingHit[] = []
+  #scheduled = false
   #closed = false
+  /** script calls sent and hits they carried: hits / calls is the average batch */
+  calls = 0
+  hits = 0
 
   /** `options` may be the timeout in ms alone. */
   constructor(client: Redis, options: number | RedisSlidingWindowOptions = {}) {
@@ -197,14 +223,20 @@ export class RedisSlidingWindow implements RateLimitStore {
     this.#timeoutMs = timeoutMs
     this.#ownsClient = opts.ownsClient ?? false
     this.#deadlines = new Deadlines(timeoutMs)
+    // An ioredis Cluster client routes a call by its first key; other users' keys may live on other slots.
+    this.#maxBatch = (client as { isCluster?: boolean }).isCluster === true ? 1 : MAX_BATCH
     // defineCommand sends EVAL once per connection and EVALSHA after, re-sending EVAL on NOSCRIPT
     // (e.g. after a Redis restart), so the script body crosses the wire only when needed.
-    if (!(HIT_COMMAND in client)) {
-      client.defineCommand(HIT_COMMAND, { numberOfKeys: 1, lua: HIT_SCRIPT })
-    }
+    if (!(HIT_COMMAND in client)) client.defineCommand(HIT_COMMAND, { lua: HIT_SCRIPT })
     this.#client = client as ClientWithHit
   }
 
+  /**
+   * Hits asked for in one turn of the event loop (the requests whose bytes, or whose auth answers, arrived
+   * together) go to Redis as one script call when the loop reaches its check phase (setImmediate), the way
+   * the token lookups are batched: a lone hit waits for nothing but that turn. Each hit keeps its own deadline
+   * from the moment it was asked for, and its own atomic, exact decision on Redis's clock.
+   */
   hit(key: string, limit: number, windowMs: number): Promise<RateLimitDecision> {
     try {
       assertArgs(limit, windowMs)
@@ -213,23 +245,53 @@ export class RedisSlidingWindow implements RateLimitStore {
     }
     if (this.#closed) return Promise.reject(new LimiterUnavailableError('rate limiter is closed', 'closed'))
     return new Promise<RateLimitDecision>((resolve, reject) => {
-      const pending: PendingHit = { deadline: performance.now() + this.#timeoutMs, settled: false, fail: reject }
+      const pending: PendingHit = {
+        key, limit, windowMs, deadline: performance.now() + this.#timeoutMs, settled: false, resolve, fail: reject,
+      }
       this.#deadlines.watch(pending)
-      // A late answer after the deadline is dropped; Redis may still have recorded that hit, which matches
-      // a fail-open caller that let the request through anyway.
-      this.#client[HIT_COMMAND](key, limit, windowMs).then((raw) => {
-        if (pending.settled) return
-        pending.settled = true
+      this.#queued.push(pending)
+      if (!this.#scheduled) {
+        this.#scheduled = true
+        setImmediate(() => { this.#dispatch() })
+      }
+    })
+  }
+
+  #dispatch(): void {
+    this.#scheduled = false
+    const queued = this.#queued
+    this.#queued = []
+    for (let i = 0; i < queued.length; i += this.#maxBatch) this.#send(queued.slice(i, i + this.#maxBatch))
+  }
+
+  #send(batch: PendingHit[]): void {
+    const args: Array<string | number> = [batch.length]
+    for (const h of batch) args.push(h.key)
+    for (const h of batch) args.push(h.limit, h.windowMs)
+    this.calls++
+    this.hits += batch.length
+    // A late answer after a hit's deadline is dropped; Redis may still have recorded that hit, which matches
+    // a fail-open caller that let the request through anyway.
+    this.#client[HIT_COMMAND](...args).then((raw) => {
+      batch.forEach((h, at) => {
+        if (h.settled) return
+        h.settled = true
+        let decision: RateLimitDecision
         try {
-          resolve(parseReply(raw, limit, windowMs))
+          decision = parseReply(raw, at, h.limit, h.windowMs)
         } catch (err) {
-          reject(unavailable(err))
+          h.fail(unavailable(err))
+          return
         }
-      }, (err: unknown) => {
-        if (pending.settled) return
-        pending.settled = true
-        reject(unavailable(err))
+        h.resolve(decision)
       })
+    }, (err: unknown) => {
+      const failure = unavailable(err)
+      for (const h of batch) {
+        if (h.settled) continue
+        h.settled = true
+        h.fail(failure)
+      }
     })
   }
 
@@ -357,9 +419,8 @@ export function createRedisClient(url: string, opts: CreateRedisClientOptions = 
     socketTimeout: 1000,
     // Jitter keeps a fleet of gateways from reconnecting in lockstep after a Redis restart.
     retryStrategy: (times: number) => Math.min(500 * times, 1000) + Math.floor(Math.random() * 100),
-    // No auto-pipelining: each request sends one EVALSHA anyway, and at the rates a gateway in front of
-    // PostgreSQL sees (a few thousand hits a second) a turn of the event loop rarely holds two of them, so the
-    // Pipeline ioredis builds per turn cost more server CPU than the writes it saves (measured: docs/performance.md).
+    // No auto-pipelining: the store already sends a turn's hits as one script call, and ioredis's per-turn
+    // Pipeline costs more server CPU than it saves at these rates (measured: docs/performance.md).
     enableAutoPipelining: false,
     ...overrides,
   })

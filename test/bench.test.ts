@@ -41,6 +41,8 @@ t.test('the benchmark runs end to end and accounts for every request in the audi
   t.match(stdout, /exactly one row per request/)
   t.match(stdout, /chain req\/s ×\(a\)/)
   t.match(stdout, /limiter alone \(d\) ×\(b\)/)
+  t.match(stdout, /round 1 G: .*requests per auth query; [\d.]+ hits per Redis call/, 'the gateway reports its batched auth lookups and limiter calls')
+  t.match(stdout, /round 1 d: .*[\d.]+ hits per Redis call/)
 
   const json = JSON.parse(await readFile(out, 'utf8')) as BenchJson
   t.same(json.summary.map(s => s.variant).sort(), ['G', 'a', 'b', 'd'])

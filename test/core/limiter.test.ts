@@ -175,6 +175,38 @@ t.test('RedisSlidingWindow on the shared Redis', async (t) => {
     t.ok(pttl > 0 && pttl <= 5000, `key expires with the window (pttl ${pttl})`)
   })
 
+  t.test('hits asked for in one turn go as one script call, each decided in order', async (t) => {
+    const store = new RedisSlidingWindow(clientA, { timeoutMs: RELAXED_TIMEOUT_MS })
+    const [k1, k2, k3] = [newKey('batch-1'), newKey('batch-2'), newKey('batch-3')]
+    // k1 named four times with limit 3: the fourth sees the first three; k2 and k3 are unaffected
+    const decisions = await Promise.all([
+      store.hit(k1, 3, 5000), store.hit(k2, 2, 5000), store.hit(k1, 3, 5000),
+      store.hit(k3, 1, 5000), store.hit(k1, 3, 5000), store.hit(k1, 3, 5000), store.hit(k3, 1, 5000),
+    ])
+    t.same(decisions.map((d) => [d.allowed, d.remaining]), [
+      [true, 2], [true, 1], [true, 1], [true, 0], [true, 0], [false, 0], [false, 0],
+    ])
+    t.same([store.calls, store.hits], [1, 7], 'one call carried the seven hits')
+    t.same(await Promise.all([clientA.llen(k1), clientA.llen(k2), clientA.llen(k3)]), [3, 1, 1], 'only allowed hits are recorded')
+    t.ok(decisions[5]!.retryAfterSeconds >= 1, 'a refusal in a batch still says when to retry')
+
+    const many = await Promise.all(Array.from({ length: 150 }, (_v, i) => store.hit(newKey(`batch-many-${i % 7}`), 1000, 5000)))
+    t.equal(many.filter((d) => d.allowed).length, 150)
+    t.same([store.calls, store.hits], [1 + 3, 7 + 150], 'a large turn is split into calls of at most 64 hits')
+  })
+
+  t.test('on a Redis Cluster client every hit is its own call (its keys may live on other slots)', async (t) => {
+    const client = createRedisClient(REDIS_URL)
+    t.teardown(() => { client.disconnect() })
+    Object.defineProperty(client, 'isCluster', { value: true })
+    await waitReady(client, 3000)
+    const store = new RedisSlidingWindow(client, { timeoutMs: RELAXED_TIMEOUT_MS })
+    const key = newKey('cluster')
+    const decisions = await Promise.all([store.hit(key, 2, 5000), store.hit(key, 2, 5000), store.hit(key, 2, 5000)])
+    t.same(decisions.map((d) => d.allowed), [true, true, false])
+    t.same([store.calls, store.hits], [3, 3])
+  })
+
   t.test('the key disappears once its hits leave the window', async (t) => {
     const key = newKey('expiry')
     await storeA.hit(key, 5, 300)
