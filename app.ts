@@ -79,7 +79,10 @@ export function serverOptions (config: Config): FastifyServerOptions {
   }
 }
 
-interface Storage { db: Kysely<Database>, auditDb: Kysely<Database>, embedded: boolean, exec?: ScriptRunner, close: () => Promise<void> }
+/** Connections of the auth lookups: one statement answers every request of a turn of the event loop, so two carry thousands of requests a second. */
+const AUTH_POOL_MAX = 2
+
+interface Storage { db: Kysely<Database>, auditDb: Kysely<Database>, authDb: Kysely<Database>, embedded: boolean, exec?: ScriptRunner, close: () => Promise<void> }
 
 async function openStorage (fastify: FastifyInstance, config: Config): Promise<Storage> {
   if (config.DATABASE_URL !== undefined) {
@@ -89,10 +92,21 @@ async function openStorage (fastify: FastifyInstance, config: Config): Promise<S
     // The audit writer has connections of its own: a busy or locked request pool never holds it back.
     const preparedStatements = config.DB_PREPARED_STATEMENTS
     const auditDb = kyselyWithOwnPool({ connectionString: config.DATABASE_URL, max: 2, applicationName: 'infrabox-mcp-gateway-audit', onError: lost('audit'), preparedStatements })
-    return { db: kyselyOverPool(fastify.pg.pool, { preparedStatements }), auditDb, embedded: false, close: async () => { await auditDb.destroy() } }
+    // So do the chain's token lookups: the request pool then runs only the handlers' statements, which are all
+    // unnamed. A backend that holds a named prepared statement, or runs the lookup between the handlers' queries,
+    // spends about a third more CPU on every later builds list (measured: docs/performance.md), and a burst of
+    // handler queries never delays an auth check.
+    const authDb = kyselyWithOwnPool({ connectionString: config.DATABASE_URL, max: AUTH_POOL_MAX, applicationName: 'infrabox-mcp-gateway-auth', onError: lost('auth'), preparedStatements })
+    return {
+      db: kyselyOverPool(fastify.pg.pool, { preparedStatements }),
+      auditDb,
+      authDb,
+      embedded: false,
+      close: async () => { await Promise.all([auditDb.destroy(), authDb.destroy()]) }
+    }
   }
   const embedded = await openEmbedded(join(config.DATA_DIR, 'pglite'))
-  return { db: embedded.db, auditDb: embedded.db, embedded: true, exec: embedded.exec, close: embedded.close }
+  return { db: embedded.db, auditDb: embedded.db, authDb: embedded.db, embedded: true, exec: embedded.exec, close: embedded.close }
 }
 
 async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
@@ -133,6 +147,7 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
     config,
     db: storage.db,
     auditDb: storage.auditDb,
+    authDb: storage.authDb,
     redis,
     authenticateSession,
     limits: opts.limits ?? {},

@@ -33,6 +33,8 @@ export interface McpGatewayOptions {
   db?: Kysely<Database>
   /** connections for the audit writer (default: db) */
   auditDb?: Kysely<Database>
+  /** connections for the chain's token lookups (default: db); a small pool of their own keeps them apart from the handlers' statements */
+  authDb?: Kysely<Database>
   redis?: Redis | null
   /** replaces InfraBox's JWT session check on the token routes */
   authenticateSession?: SessionAuthenticator
@@ -57,6 +59,7 @@ function servicesFrom (fastify: FastifyInstance, opts: McpGatewayOptions): Gatew
     config,
     db,
     auditDb: opts.auditDb ?? db,
+    authDb: opts.authDb ?? db,
     redis: opts.redis ?? null,
     authenticateSession,
     limits: opts.limits ?? {},

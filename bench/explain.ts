@@ -40,7 +40,8 @@ async function explain (pool: pg.Pool, q: CompiledQuery, title: string, rollback
     for (let i = 0; i < 3 && !rollback; i++) await client.query(q.sql, q.parameters as unknown[])
     let text = `EXPLAIN (ANALYZE, BUFFERS) ${q.sql}`
     if (PREPARED.test(q.sql)) {
-      // The gateway runs this one as a named statement under its generic plan (db/connect.ts): show that plan.
+      // The gateway runs this one as a named statement, which keeps its cached generic plan after five runs
+      // (db/tokens.ts lookupTokens): show that plan (the setting is this session's only, released below).
       await client.query("SET plan_cache_mode = 'force_generic_plan'")
       await client.query('DEALLOCATE ALL')
       await client.query(`PREPARE explained AS ${q.sql}`)

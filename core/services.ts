@@ -51,6 +51,8 @@ export interface ServiceInputs {
   db: Kysely<Database>
   /** connections for the audit writer; defaults to `db` */
   auditDb?: Kysely<Database>
+  /** connections for the chain's token lookups; defaults to `db` */
+  authDb?: Kysely<Database>
   redis?: Redis | null
   authenticateSession: SessionAuthenticator
   limits?: Partial<BucketLimits>
@@ -110,7 +112,7 @@ export function createServices (inp: ServiceInputs): GatewayServices {
     log: inp.log,
     audit,
     usage,
-    tokenLookups: new TokenLookups(inp.db),
+    tokenLookups: new TokenLookups(inp.authDb ?? inp.db),
     artifacts,
     metrics,
     authenticateSession: inp.authenticateSession,

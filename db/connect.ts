@@ -70,20 +70,10 @@ const PREPARING = Symbol('ib-mcp-prepared-statements')
 type QueryFn = (config: unknown, values?: unknown, callback?: unknown) => unknown
 const SLASH = 47
 
-// A prepared statement is planned for its parameters on its first five runs; after that PostgreSQL keeps the
-// generic plan only if it is estimated no dearer than those, else it plans again on every run. For the batched
-// token lookup the generic plan (index lookups per key) was estimated dearer than a plan for one key, so with
-// 100 000 tokens every run was planned again: 260 µs of PostgreSQL CPU instead of 60 µs. The named statements
-// are only the fixed-shape ones marked above, whose generic plan is the right one at every size. Guarded, as
-// plan_cache_mode exists since PostgreSQL 12 (an older server just keeps its own choice).
-const GENERIC_PLANS = "SELECT set_config('plan_cache_mode', 'force_generic_plan', false) WHERE current_setting('server_version_num')::int >= 120000"
-
 /** Sends marked statements (see `prepared`) by name; everything else passes through untouched. */
-async function preparingClient<T extends pg.PoolClient> (client: T): Promise<T> {
+function preparingClient<T extends pg.PoolClient> (client: T): T {
   const c = client as T & { [PREPARING]?: true }
   if (c[PREPARING] === true) return client
-  // a connection that fails this fails its next query too, and is released by it
-  await client.query(GENERIC_PLANS).catch(() => undefined)
   const query = client.query.bind(client) as QueryFn
   const wrapped: QueryFn = (config, values, callback) => {
     // (text, values) as Kysely sends them; the first character rules out almost every statement at once
@@ -105,7 +95,7 @@ async function preparingClient<T extends pg.PoolClient> (client: T): Promise<T> 
 export function kyselyOverPool (pool: pg.Pool, opts: { preparedStatements?: boolean } = {}): Kysely<Database> {
   const named = opts.preparedStatements ?? true
   const borrowed = {
-    connect: async () => named ? await preparingClient(await pool.connect()) : await pool.connect(),
+    connect: async () => named ? preparingClient(await pool.connect()) : await pool.connect(),
     end: async () => { /* the pool's owner (e.g. @fastify/postgres) ends it */ }
   }
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool: borrowed }) })
@@ -116,7 +106,7 @@ export function kyselyWithOwnPool (s: PoolSettings): Kysely<Database> {
   const pool = survivePoolErrors(new pg.Pool(poolConfig(s)), s.onError)
   const named = s.preparedStatements ?? true
   const owned = {
-    connect: async () => named ? await preparingClient(await pool.connect()) : await pool.connect(),
+    connect: async () => named ? preparingClient(await pool.connect()) : await pool.connect(),
     end: async () => { await pool.end() }
   }
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool: owned }) })

@@ -7,6 +7,7 @@ import { eventually } from '../helpers/db.js'
 import { API, addUser, assertError, bearer, createToken, header, insertPythonToken, revokeToken, RELAXED_LIMITER, type Answer } from '../helpers/chain.js'
 import { FIXTURE, seedFixture } from '../../db/seed.js'
 import { mintToken } from '../../core/token.js'
+import { sql } from 'kysely'
 
 const { app, database, session } = await buildApp(t, {
   limits: { default: 1000, log: 1000, artifact: 1000, trigger: 1000 },
@@ -177,4 +178,27 @@ t.test('owner deleted in InfraBox after the token was used: refused on the next 
   await db.deleteFrom('user').where('id', '=', owner).execute() // the token row goes with it (ON DELETE CASCADE); collaborator has no FK
   const res = await get(githubUrl, bearer(made.token))
   t.equal(res.statusCode, 401, 'owner gone: 401 on the next request')
+})
+
+t.test('the lookups run on connections of their own: the request pool holds no named statement', async t => {
+  for (let i = 0; i < 5; i++) {
+    const res = await get(`${githubUrl}/builds`, bearer(valid.token))
+    t.equal(res.statusCode, 200)
+  }
+  // the auth pool is a session of its own, named for what it does
+  const { rows: sessions } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM pg_stat_activity
+    WHERE datname = current_database() AND application_name = 'infrabox-mcp-gateway-auth'`.execute(db)
+  t.ok((sessions[0]?.n ?? 0) >= 1, 'an auth connection is open')
+  // every idle connection of the request pool: none has prepared anything (a named statement there would make
+  // every handler query dearer, docs/performance.md)
+  const pool = app.pg.pool
+  const clients = await Promise.all(Array.from({ length: Math.min(3, pool.totalCount) }, async () => await pool.connect()))
+  try {
+    for (const client of clients) {
+      const { rows } = await client.query<{ name: string }>('SELECT name FROM pg_prepared_statements')
+      t.same(rows, [], 'no named statement on a request connection')
+    }
+  } finally {
+    for (const client of clients) client.release()
+  }
 })

@@ -96,15 +96,36 @@ t.test('a failing statement fails every lookup of its batch, and the next batch 
   t.equal((await lookups.lookup(outsiderToken, P.public))?.token.user_id, U.outsider)
 })
 
-t.test('on the gateway\'s connections the lookup goes out as a named statement, under its generic plan', async t => {
-  // one connection throughout: prepared statements and settings belong to a session
-  await db.connection().execute(async conn => {
-    const answer = await lookupTokens(conn, [{ tokenId: demoToken, projectId: P.github }])
-    t.equal(answer[0]?.token.token_id, demoToken)
-    const named = await sql<{ name: string, statement: string }>`SELECT name, statement FROM pg_prepared_statements`.execute(conn)
-    t.ok(named.rows.some(r => r.name === 'ib_mcp_token_lookup' && r.statement.includes('unnest')), 'prepared once, by name')
-    const mode = await sql<{ plan_cache_mode: string }>`SHOW plan_cache_mode`.execute(conn)
-    t.equal(mode.rows[0]?.plan_cache_mode, 'force_generic_plan', 'no re-planning on every run (see db/connect.ts)')
+t.test('on the gateway\'s connections the lookup goes out as a named statement that keeps its generic plan', async t => {
+  // A connection of its own, on which the statement is new: prepared statements, their plan statistics and
+  // settings belong to a session.
+  const own = kyselyWithOwnPool({ connectionString: url, max: 1 })
+  t.teardown(async () => { await own.destroy() })
+  await own.connection().execute(async conn => {
+    await sql`BEGIN`.execute(conn)
+    try {
+      // a large token table, where a plan for the actual keys used to look cheaper than the generic plan
+      // (so every run was planned again); rolled back at the end
+      await sql`INSERT INTO mcp_token (token_id, token_hash, user_id, name, expires_at, revoked_at)
+        SELECT substr(md5(g::text), 1, 16), md5(g::text) || md5(g::text), ${U.demo}::uuid, 'grown', now(), now()
+        FROM generate_series(1, 30000) g`.execute(conn)
+      await sql`ANALYZE mcp_token`.execute(conn)
+      for (let run = 1; run <= 10; run++) {
+        const keys = Array.from({ length: 1 + (run % 3) }, (_v, i) => ({ tokenId: i === 0 ? demoToken : outsiderToken, projectId: i === 2 ? null : P.github }))
+        const answer = await lookupTokens(conn, keys)
+        t.equal(answer[0]?.token.token_id, demoToken, `run ${run} answers`)
+      }
+      const named = await sql<{ name: string, statement: string, generic_plans: string, custom_plans: string }>`
+        SELECT name, statement, generic_plans, custom_plans FROM pg_prepared_statements`.execute(conn)
+      const lookup = named.rows.find(r => r.name === 'ib_mcp_token_lookup')
+      t.ok(lookup?.statement.includes('json_to_recordset'), 'prepared once, by name')
+      // PostgreSQL plans a prepared statement for its parameters on its first five runs, then keeps the generic plan
+      t.same([Number(lookup?.custom_plans), Number(lookup?.generic_plans)], [5, 5], 'five plans for the parameters, then the cached generic plan')
+      const mode = await sql<{ plan_cache_mode: string }>`SHOW plan_cache_mode`.execute(conn)
+      t.equal(mode.rows[0]?.plan_cache_mode, 'auto', 'no session setting: every other statement is planned for its parameters')
+    } finally {
+      await sql`ROLLBACK`.execute(conn)
+    }
   })
 })
 
