@@ -134,8 +134,8 @@ interface PendingHit {
   readonly key: string
   readonly limit: number
   readonly windowMs: number
-  /** performance.now() after which the hit fails open (or closed) */
-  readonly deadline: number
+  /** performance.now() after which the hit fails open (or closed): the timeout from when it was sent */
+  deadline: number
   settled: boolean
   readonly resolve: (decision: RateLimitDecision) => void
   readonly fail: (err: LimiterUnavailableError) => void
@@ -234,8 +234,9 @@ export class RedisSlidingWindow implements RateLimitStore {
   /**
    * Hits asked for in one turn of the event loop (the requests whose bytes, or whose auth answers, arrived
    * together) go to Redis as one script call when the loop reaches its check phase (setImmediate), the way
-   * the token lookups are batched: a lone hit waits for nothing but that turn. Each hit keeps its own deadline
-   * from the moment it was asked for, and its own atomic, exact decision on Redis's clock.
+   * the token lookups are batched: a lone hit waits for nothing but that turn. Each hit keeps its own atomic,
+   * exact decision on Redis's clock, and fails open (or closed) when Redis has not answered within the
+   * timeout of the call that carried it.
    */
   hit(key: string, limit: number, windowMs: number): Promise<RateLimitDecision> {
     try {
@@ -245,11 +246,7 @@ export class RedisSlidingWindow implements RateLimitStore {
     }
     if (this.#closed) return Promise.reject(new LimiterUnavailableError('rate limiter is closed', 'closed'))
     return new Promise<RateLimitDecision>((resolve, reject) => {
-      const pending: PendingHit = {
-        key, limit, windowMs, deadline: performance.now() + this.#timeoutMs, settled: false, resolve, fail: reject,
-      }
-      this.#deadlines.watch(pending)
-      this.#queued.push(pending)
+      this.#queued.push({ key, limit, windowMs, deadline: 0, settled: false, resolve, fail: reject })
       if (!this.#scheduled) {
         this.#scheduled = true
         setImmediate(() => { this.#dispatch() })
@@ -270,6 +267,14 @@ export class RedisSlidingWindow implements RateLimitStore {
     for (const h of batch) args.push(h.limit, h.windowMs)
     this.calls++
     this.hits += batch.length
+    // The budget is Redis's: it starts when the call goes out, not while the hit waited for the end of its turn
+    // (on a saturated process one turn can take longer than the budget, which would fail open a Redis that
+    // answered in a millisecond). Calls go out in order, so deadlines stay in order for the one timer.
+    const deadline = performance.now() + this.#timeoutMs
+    for (const h of batch) {
+      h.deadline = deadline
+      this.#deadlines.watch(h)
+    }
     // A late answer after a hit's deadline is dropped; Redis may still have recorded that hit, which matches
     // a fail-open caller that let the request through anyway.
     this.#client[HIT_COMMAND](...args).then((raw) => {

@@ -56,26 +56,29 @@ export interface TokenLookupKey {
  */
 export async function lookupTokens (db: Kysely<Database>, keys: TokenLookupKey[]): Promise<Array<TokenLookup | undefined>> {
   if (keys.length === 0) return []
-  // One statement text for every batch size (the keys are one JSON parameter), so it is prepared once per
-  // connection. PostgreSQL estimates json_to_recordset at the same row count whether it sees the keys (a plan
-  // for these parameters) or not (the generic plan), so after its first five runs the cached generic plan is
-  // kept: no planning per run, at any size of mcp_token. (With array parameters, a plan for the actual keys
-  // counted them and looked cheaper than the generic one, so the statement was planned again on every run:
-  // with 100 000 tokens that was 260 µs of PostgreSQL CPU instead of 60 µs.) The token's columns are listed,
-  // so a column InfraBox adds later cannot change its result type.
-  const json = JSON.stringify(keys.map((k, i) => ({ i: i + 1, t: k.tokenId, p: k.projectId })))
-  const { rows } = await sql<McpToken & { k_i: number, p_id: string | null, p_name: string | null, p_type: ProjectType | null, p_public: boolean | null, p_role: UserRole | null }>`${sql.raw(prepared('ib_mcp_token_lookup'))}
+  // One statement text for every batch size (the keys are two array parameters), so it is prepared once per
+  // connection. Each array is read through a sub-select, which the planner does not look into: it estimates
+  // the keys at 10 rows whether it sees the values (a plan for these parameters) or not (the generic plan), so
+  // both plans cost the same and PostgreSQL keeps the cached generic plan after the first five runs, at any
+  // size of the tables: primary-key probes for a handful of keys. (A plan that counted the actual keys always
+  // looked cheaper than the generic one, so the statement was planned again on every run: with 100 000
+  // tokens, 260 µs of PostgreSQL CPU instead of 60 µs. A JSON parameter is estimated at 100 rows both ways,
+  // which hashes the whole collaborator table on every run.) The token's columns are listed, so a column
+  // InfraBox adds later cannot change its result type.
+  const tokenIds = keys.map(k => k.tokenId)
+  const projectIds = keys.map(k => k.projectId)
+  const { rows } = await sql<McpToken & { k_i: string, p_id: string | null, p_name: string | null, p_type: ProjectType | null, p_public: boolean | null, p_role: UserRole | null }>`${sql.raw(prepared('ib_mcp_token_lookup'))}
     SELECT k.i AS k_i, t.token_id, t.token_hash, t.user_id, t.name, t.enabled_projects, t.allow_trigger,
            t.expires_at, t.revoked_at, t.last_used_at, t.created_at,
            p.id AS p_id, p.name AS p_name, p.type AS p_type, p.public AS p_public, c.role AS p_role
-    FROM json_to_recordset(${json}::json) AS k(i int, t varchar, p uuid)
-    JOIN mcp_token t ON t.token_id = k.t
+    FROM unnest((SELECT ${tokenIds}::varchar[]), (SELECT ${projectIds}::uuid[])) WITH ORDINALITY AS k(token_id, project_id, i)
+    JOIN mcp_token t ON t.token_id = k.token_id
     JOIN "user" u ON u.id = t.user_id
-    LEFT JOIN project p ON p.id = k.p
+    LEFT JOIN project p ON p.id = k.project_id
     LEFT JOIN collaborator c ON c.project_id = p.id AND c.user_id = t.user_id`.execute(db)
   const out: Array<TokenLookup | undefined> = new Array(keys.length).fill(undefined)
   for (const row of rows) {
-    const i = row.k_i - 1
+    const i = Number(row.k_i) - 1
     const { k_i: _i, p_id: id, p_name: name, p_type: type, p_public: isPublic, p_role: role, ...token } = row
     out[i] = keys[i]?.projectId === null
       ? { token }
