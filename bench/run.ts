@@ -281,10 +281,14 @@ async function waitForQuiet (): Promise<number> {
   }
 }
 
-/** The PostgreSQL backends of the bench database: the audit writer's (by application_name) and all the others. */
-async function backendPids (db: pg.Client, database: string): Promise<{ all: number[], audit: number[] }> {
+/** The PostgreSQL backends of the bench database: the audit writer's and the auth lookups' (by application_name), and all of them. */
+async function backendPids (db: pg.Client, database: string): Promise<{ all: number[], audit: number[], auth: number[] }> {
   const { rows } = await db.query<{ pid: number, app: string }>('SELECT pid, application_name AS app FROM pg_stat_activity WHERE datname = $1', [database])
-  return { all: rows.map(r => r.pid), audit: rows.filter(r => r.app.endsWith('-audit')).map(r => r.pid) }
+  return {
+    all: rows.map(r => r.pid),
+    audit: rows.filter(r => r.app.endsWith('-audit')).map(r => r.pid),
+    auth: rows.filter(r => r.app.endsWith('-auth')).map(r => r.pid)
+  }
 }
 
 // ------------------------------------------------------------------ one run
@@ -312,6 +316,8 @@ interface RunRecord {
   postgresCpuUsPerReq: number
   /** of which the audit writer's connections (INSERTs into mcp_access_log) */
   postgresAuditCpuUsPerReq: number
+  /** of which the auth lookups' connections */
+  postgresAuthCpuUsPerReq: number
   redisCpuUsPerReq: number
   /** this process (autocannon) */
   loadgenCpuUsPerReq: number
@@ -365,7 +371,8 @@ async function runOnce (server: Server, round: number, pairs: Pair[], db: pg.Cli
   const b2 = await backendPids(db, ctx.database)
   const c2 = await cpuSnapshot(b2.all, ctx.redisPids)
   const auditPids = new Set([...b1.audit, ...b2.audit])
-  const only = (m: Map<number, number>): Map<number, number> => new Map([...m].filter(([pid]) => auditPids.has(pid)))
+  const authPids = new Set([...b1.auth, ...b2.auth])
+  const only = (m: Map<number, number>, pids = auditPids): Map<number, number> => new Map([...m].filter(([pid]) => pids.has(pid)))
   if (profileFile !== null) await server.profile({ type: 'profile-stop', file: profileFile })
   const s2 = await server.stats()
 
@@ -388,6 +395,7 @@ async function runOnce (server: Server, round: number, pairs: Pair[], db: pg.Cli
     machineCpuUsPerReq: (c2.machine - c1.machine) * 1000 / Math.max(1, answeredMeasured),
     postgresCpuUsPerReq: spent(c1.postgres, c2.postgres) * 1000 / Math.max(1, answeredMeasured),
     postgresAuditCpuUsPerReq: spent(only(c1.postgres), only(c2.postgres)) * 1000 / Math.max(1, answeredMeasured),
+    postgresAuthCpuUsPerReq: spent(only(c1.postgres, authPids), only(c2.postgres, authPids)) * 1000 / Math.max(1, answeredMeasured),
     redisCpuUsPerReq: spent(c1.redis, c2.redis) * 1000 / Math.max(1, answeredMeasured),
     loadgenCpuUsPerReq: (c2.loadgen - c1.loadgen) * 1000 / Math.max(1, answeredMeasured),
     stackCpuUsPerReq: (cpuUs + (spent(c1.postgres, c2.postgres) + spent(c1.redis, c2.redis) + (c2.loadgen - c1.loadgen)) * 1000) / Math.max(1, answeredMeasured),
@@ -453,6 +461,8 @@ interface Summary {
   machineCpuUsPerReq: number
   postgresCpuUsPerReq: number
   postgresAuditCpuUsPerReq: number
+  /** of which the auth lookups' connections */
+  postgresAuthCpuUsPerReq: number
   redisCpuUsPerReq: number
   loadgenCpuUsPerReq: number
   stackCpuUsPerReq: number
@@ -490,6 +500,7 @@ function summarize (records: RunRecord[], ids: string[]): Summary[] {
       machineCpuUsPerReq: median(rs.map(r => r.machineCpuUsPerReq)),
       postgresCpuUsPerReq: median(rs.map(r => r.postgresCpuUsPerReq)),
       postgresAuditCpuUsPerReq: median(rs.map(r => r.postgresAuditCpuUsPerReq)),
+      postgresAuthCpuUsPerReq: median(rs.map(r => r.postgresAuthCpuUsPerReq)),
       redisCpuUsPerReq: median(rs.map(r => r.redisCpuUsPerReq)),
       loadgenCpuUsPerReq: median(rs.map(r => r.loadgenCpuUsPerReq)),
       stackCpuUsPerReq: median(rs.map(r => r.stackCpuUsPerReq)),
@@ -501,8 +512,8 @@ function summarize (records: RunRecord[], ids: string[]): Summary[] {
 }
 
 function cpuTable (rows: Summary[]): string {
-  const head = ['', 'server', 'PostgreSQL', '(audit)', 'Redis', 'autocannon', 'stack', 'stack (a)/x', 'machine', 'other load (cores)', 'fail-open']
-  const body = rows.map(r => [r.variant, fmt(r.serverCpuUsPerReq, 0), fmt(r.postgresCpuUsPerReq, 0), fmt(r.postgresAuditCpuUsPerReq, 0), fmt(r.redisCpuUsPerReq, 0), fmt(r.loadgenCpuUsPerReq, 0), fmt(r.stackCpuUsPerReq, 0), fmt(r.stackRatioToA), fmt(r.machineCpuUsPerReq, 0), fmt(r.otherCores), String(r.failOpen)])
+  const head = ['', 'server', 'PostgreSQL', '(audit)', '(auth)', 'Redis', 'autocannon', 'stack', 'stack (a)/x', 'machine', 'other load (cores)', 'fail-open']
+  const body = rows.map(r => [r.variant, fmt(r.serverCpuUsPerReq, 0), fmt(r.postgresCpuUsPerReq, 0), fmt(r.postgresAuditCpuUsPerReq, 0), fmt(r.postgresAuthCpuUsPerReq, 0), fmt(r.redisCpuUsPerReq, 0), fmt(r.loadgenCpuUsPerReq, 0), fmt(r.stackCpuUsPerReq, 0), fmt(r.stackRatioToA), fmt(r.machineCpuUsPerReq, 0), fmt(r.otherCores), String(r.failOpen)])
   const widths = head.map((h, i) => Math.max(h.length, ...body.map(b => (b[i] ?? '').length)))
   const line = (cells: string[]): string => '| ' + cells.map((c, i) => i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0)).join(' | ') + ' |'
   return [line(head), '|' + widths.map((w, i) => i === 0 ? '-'.repeat(w + 2) : '-'.repeat(w + 1) + ':').join('|') + '|', ...body.map(line)].join('\n')
@@ -613,7 +624,7 @@ async function main (): Promise<void> {
         }
         records.push(r)
         const audit = r.audit === undefined ? '' : `  audit rows ${r.audit.rows} / answered ${r.audit.answered} (autocannon: ${r.audit.clientResponses} received, ${r.audit.clientSent} sent) ${r.audit.ok ? 'OK' : 'MISMATCH'}`
-        console.log(`round ${round} ${r.variant}: ${r.reqPerSec.toFixed(0)} req/s, p50 ${r.latencyP50} ms, p99 ${r.latencyP99} ms, non-2xx ${r.non2xx}, fail-open ${r.failOpen}, CPU µs/req: stack ${r.stackCpuUsPerReq.toFixed(0)} = server ${r.serverCpuUsPerReq.toFixed(0)} pg ${r.postgresCpuUsPerReq.toFixed(0)}${r.postgresAuditCpuUsPerReq > 0 ? ` (audit ${r.postgresAuditCpuUsPerReq.toFixed(0)})` : ''} redis ${r.redisCpuUsPerReq.toFixed(0)} loadgen ${r.loadgenCpuUsPerReq.toFixed(0)} machine ${r.machineCpuUsPerReq.toFixed(0)}; other load ${r.otherCores.toFixed(2)} cores${r.counters.authStatements !== undefined ? `; ${((r.counters.authLookups ?? 0) / Math.max(1, r.counters.authStatements)).toFixed(1)} requests per auth query` : ''}${r.counters.limiterCalls !== undefined ? `; ${((r.counters.limiterHits ?? 0) / Math.max(1, r.counters.limiterCalls)).toFixed(1)} hits per Redis call` : ''}${audit}`)
+        console.log(`round ${round} ${r.variant}: ${r.reqPerSec.toFixed(0)} req/s, p50 ${r.latencyP50} ms, p99 ${r.latencyP99} ms, non-2xx ${r.non2xx}, fail-open ${r.failOpen}, CPU µs/req: stack ${r.stackCpuUsPerReq.toFixed(0)} = server ${r.serverCpuUsPerReq.toFixed(0)} pg ${r.postgresCpuUsPerReq.toFixed(0)}${r.postgresAuditCpuUsPerReq > 0 ? ` (audit ${r.postgresAuditCpuUsPerReq.toFixed(0)}, auth ${r.postgresAuthCpuUsPerReq.toFixed(0)})` : ''} redis ${r.redisCpuUsPerReq.toFixed(0)} loadgen ${r.loadgenCpuUsPerReq.toFixed(0)} machine ${r.machineCpuUsPerReq.toFixed(0)}; other load ${r.otherCores.toFixed(2)} cores${r.counters.authStatements !== undefined ? `; ${((r.counters.authLookups ?? 0) / Math.max(1, r.counters.authStatements)).toFixed(1)} requests per auth query` : ''}${r.counters.limiterCalls !== undefined ? `; ${((r.counters.limiterHits ?? 0) / Math.max(1, r.counters.limiterCalls)).toFixed(1)} hits per Redis call` : ''}${audit}`)
       }
     }
   } finally {
