@@ -33,7 +33,7 @@ export interface McpGatewayOptions {
   db?: Kysely<Database>
   /** connections for the audit writer (default: db) */
   auditDb?: Kysely<Database>
-  /** connections for the chain's token lookups (default: db); a small pool of their own keeps them apart from the handlers' statements */
+  /** connections for the chain's token lookups and last_used_at writes (default: db); a small pool of their own keeps them apart from the handlers' statements */
   authDb?: Kysely<Database>
   redis?: Redis | null
   /** replaces InfraBox's JWT session check on the token routes */

@@ -51,7 +51,7 @@ export interface ServiceInputs {
   db: Kysely<Database>
   /** connections for the audit writer; defaults to `db` */
   auditDb?: Kysely<Database>
-  /** connections for the chain's token lookups; defaults to `db` */
+  /** connections for the chain's token lookups and last_used_at writes; defaults to `db` */
   authDb?: Kysely<Database>
   redis?: Redis | null
   authenticateSession: SessionAuthenticator
@@ -99,7 +99,9 @@ export function createServices (inp: ServiceInputs): GatewayServices {
     log: inp.log,
     metrics
   })
-  const usage = new TokenUsage(inp.db, inp.log)
+  // last_used_at writes go with the lookups: an UPDATE on a request-pool connection makes its later handler queries
+  // dearer, as a named statement does (docs/performance.md)
+  const usage = new TokenUsage(inp.authDb ?? inp.db, inp.log)
   const artifacts = inp.artifactStore ?? artifactStoreFrom(inp.config)
   return {
     config: inp.config,
