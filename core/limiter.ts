@@ -1,5 +1,6 @@
 // Exact sliding-window rate limiter: one atomic Lua round trip on Redis, or an in-process twin for the embedded mode.
 import { Redis, type RedisOptions } from 'ioredis'
+import { TurnBatch } from './turn-batch.js'
 
 export interface RateLimitDecision {
   allowed: boolean
@@ -206,10 +207,8 @@ export class RedisSlidingWindow implements RateLimitStore {
   readonly #timeoutMs: number
   readonly #ownsClient: boolean
   readonly #deadlines: Deadlines
-  /** 1 on a Redis Cluster client (a call's keys must share a slot), else MAX_BATCH */
-  readonly #maxBatch: number
-  #queued: PendingHit[] = []
-  #scheduled = false
+  /** the hits of the current turn; batches of 1 on a Redis Cluster client (a call's keys must share a slot) */
+  readonly #batch: TurnBatch<PendingHit>
   #closed = false
   /** script calls sent and hits they carried: hits / calls is the average batch */
   calls = 0
@@ -224,7 +223,7 @@ export class RedisSlidingWindow implements RateLimitStore {
     this.#ownsClient = opts.ownsClient ?? false
     this.#deadlines = new Deadlines(timeoutMs)
     // An ioredis Cluster client routes a call by its first key; other users' keys may live on other slots.
-    this.#maxBatch = (client as { isCluster?: boolean }).isCluster === true ? 1 : MAX_BATCH
+    this.#batch = new TurnBatch((client as { isCluster?: boolean }).isCluster === true ? 1 : MAX_BATCH, batch => { this.#send(batch) })
     // defineCommand sends EVAL once per connection and EVALSHA after, re-sending EVAL on NOSCRIPT
     // (e.g. after a Redis restart), so the script body crosses the wire only when needed.
     if (!(HIT_COMMAND in client)) client.defineCommand(HIT_COMMAND, { lua: HIT_SCRIPT })
@@ -246,19 +245,8 @@ export class RedisSlidingWindow implements RateLimitStore {
     }
     if (this.#closed) return Promise.reject(new LimiterUnavailableError('rate limiter is closed', 'closed'))
     return new Promise<RateLimitDecision>((resolve, reject) => {
-      this.#queued.push({ key, limit, windowMs, deadline: 0, settled: false, resolve, fail: reject })
-      if (!this.#scheduled) {
-        this.#scheduled = true
-        setImmediate(() => { this.#dispatch() })
-      }
+      this.#batch.push({ key, limit, windowMs, deadline: 0, settled: false, resolve, fail: reject })
     })
-  }
-
-  #dispatch(): void {
-    this.#scheduled = false
-    const queued = this.#queued
-    this.#queued = []
-    for (let i = 0; i < queued.length; i += this.#maxBatch) this.#send(queued.slice(i, i + this.#maxBatch))
   }
 
   #send(batch: PendingHit[]): void {

@@ -2,6 +2,7 @@
 import type { Kysely } from 'kysely'
 import type { Database } from '../db/schema.js'
 import { lookupTokens, type TokenLookup, type TokenLookupKey } from '../db/tokens.js'
+import { TurnBatch } from './turn-batch.js'
 
 interface Waiting {
   key: TokenLookupKey
@@ -21,8 +22,7 @@ const MAX_BATCH = 128
  * statement is the same text whatever the batch size, prepared once per connection (db/connect.ts `prepared`).
  */
 export class TokenLookups {
-  private pending: Waiting[] = []
-  private scheduled = false
+  private readonly batch = new TurnBatch<Waiting>(MAX_BATCH, waiting => { void this.send(waiting) })
   /** statements sent and lookups answered: the average batch size is lookups / statements */
   statements = 0
   lookups = 0
@@ -31,19 +31,8 @@ export class TokenLookups {
 
   lookup (tokenId: string, projectId: string | null): Promise<TokenLookup | undefined> {
     return new Promise((resolve, reject) => {
-      this.pending.push({ key: { tokenId, projectId }, resolve, reject })
-      if (!this.scheduled) {
-        this.scheduled = true
-        setImmediate(() => { this.dispatch() })
-      }
+      this.batch.push({ key: { tokenId, projectId }, resolve, reject })
     })
-  }
-
-  private dispatch (): void {
-    this.scheduled = false
-    const waiting = this.pending
-    this.pending = []
-    for (let i = 0; i < waiting.length; i += MAX_BATCH) void this.send(waiting.slice(i, i + MAX_BATCH))
   }
 
   private async send (waiting: Waiting[]): Promise<void> {
