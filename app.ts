@@ -89,14 +89,18 @@ async function openStorage (fastify: FastifyInstance, config: Config): Promise<S
     await fastify.register(fastifyPostgres, poolConfig({ connectionString: config.DATABASE_URL, max: config.DB_POOL_MAX }))
     const lost = (pool: string) => (err: Error) => { fastify.log.warn({ pool, err: err.message }, 'database connection lost') }
     survivePoolErrors(fastify.pg.pool, lost('requests'))
-    // The audit writer has connections of its own: a busy or locked request pool never holds it back.
     const preparedStatements = config.DB_PREPARED_STATEMENTS
-    const auditDb = kyselyWithOwnPool({ connectionString: config.DATABASE_URL, max: 2, applicationName: 'infrabox-mcp-gateway-audit', onError: lost('audit'), preparedStatements })
-    // So do the chain's token lookups: the request pool then runs only the handlers' statements, which are all
-    // unnamed. A backend that holds a named prepared statement, or runs the lookup between the handlers' queries,
-    // spends about a third more CPU on every later builds list (measured: docs/performance.md), and a burst of
-    // handler queries never delays an auth check.
-    const authDb = kyselyWithOwnPool({ connectionString: config.DATABASE_URL, max: AUTH_POOL_MAX, applicationName: 'infrabox-mcp-gateway-auth', onError: lost('auth'), preparedStatements })
+    const url = config.DATABASE_URL
+    const ownPool = (role: 'audit' | 'auth', max: number): Kysely<Database> => kyselyWithOwnPool({
+      connectionString: url, max, applicationName: `infrabox-mcp-gateway-${role}`, onError: lost(role), preparedStatements
+    })
+    // The audit writer has connections of its own: a busy or locked request pool never holds it back.
+    const auditDb = ownPool('audit', 2)
+    // So do the chain's token lookups and last_used_at writes: the request pool then runs only the handlers'
+    // statements. A backend that has run a named prepared statement or an UPDATE spends about a third more CPU on
+    // every later builds list (measured: docs/performance.md), and a burst of handler queries never delays an
+    // auth check.
+    const authDb = ownPool('auth', AUTH_POOL_MAX)
     return {
       db: kyselyOverPool(fastify.pg.pool, { preparedStatements }),
       auditDb,
