@@ -70,6 +70,7 @@ async function buildsRoute (scope: FastifyInstance): Promise<void> {
   // (their sockets are gone): let them finish before the pool ends, so shutdown logs no errors.
   let inFlight = 0
   closers.push(async () => {
+    // eslint-disable-next-line no-unmodified-loop-condition -- requests in flight change it between the waits
     for (let waited = 0; inFlight > 0 && waited < 5000; waited += 10) await new Promise(resolve => setTimeout(resolve, 10))
     await db.destroy()
   })

@@ -37,6 +37,7 @@ async function explain (pool: pg.Pool, q: CompiledQuery, title: string, rollback
   try {
     if (rollback) await client.query('BEGIN')
     // warm: the plan shown is the steady state (catalog and buffers cached), not the first call
+    // eslint-disable-next-line no-unmodified-loop-condition -- a constant per statement, read once per loop on purpose
     for (let i = 0; i < 3 && !rollback; i++) await client.query(q.sql, q.parameters as unknown[])
     let text = `EXPLAIN (ANALYZE, BUFFERS) ${q.sql}`
     if (PREPARED.test(q.sql)) {
@@ -76,9 +77,21 @@ export async function explainAll (url: string, projectArg?: string): Promise<Pla
     const [batch] = await captured(pool, async db => await lookupTokens(db, keys.map(k => ({ tokenId: k.token_id, projectId: k.project_id }))))
     if (batch !== undefined) plans.push(await explain(pool, batch, `auth: the same for ${keys.length} requests that arrived together (one statement)`))
     const rows = Array.from({ length: 100 }, (_v, i) => rowJson({
-      token_id: first.token_id, user_id: null, action: 'list_builds', outcome: 'success', details: null, error: null, ip: '127.0.0.1',
-      accessed_at: new Date(), project_id: projectId, status_code: 200, duration_ms: 1.5, method: 'GET',
-      path: `/api/v1/mcp/projects/${projectId}/builds`, request_id: `explain-${i}`, via: 'rest'
+      token_id: first.token_id,
+      user_id: null,
+      action: 'list_builds',
+      outcome: 'success',
+      details: null,
+      error: null,
+      ip: '127.0.0.1',
+      accessed_at: new Date(),
+      project_id: projectId,
+      status_code: 200,
+      duration_ms: 1.5,
+      method: 'GET',
+      path: `/api/v1/mcp/projects/${projectId}/builds`,
+      request_id: `explain-${i}`,
+      via: 'rest'
     }))
     const [insert] = await captured(pool, async db => await insertAccessLogJson(db, rows).catch(() => undefined))
     // the INSERT above really ran once (to capture it): remove those rows; the EXPLAIN ANALYZE below is rolled back

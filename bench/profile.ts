@@ -47,7 +47,7 @@ const INCLUSIVE: Array<[string, (f: CallFrame) => boolean]> = [
   ['pg: protocol + result parsing', f => /node_modules\/pg(-protocol)?\//.test(f.url)],
   ['ioredis', f => /node_modules\/ioredis\//.test(f.url)],
   ['pino (logging)', f => /node_modules\/pino/.test(f.url)],
-  ['fast-json-stringify (serialize)', f => /node_modules\/fast-json-stringify/.test(f.url) || f.functionName.startsWith('anonymous') && /serializ/i.test(f.url)],
+  ['fast-json-stringify (serialize)', f => /node_modules\/fast-json-stringify/.test(f.url) || (f.functionName.startsWith('anonymous') && /serializ/i.test(f.url))],
   ['prom-client (metrics)', f => /node_modules\/prom-client/.test(f.url)]
 ]
 

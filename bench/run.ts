@@ -709,7 +709,6 @@ async function main (): Promise<void> {
     }
   }
 
-
   // the plans of the statements just measured, on this dataset (after the runs: caches warm, audit table grown)
   const plans: Plan[] = await explainAll(seeded.url).catch((err: unknown) => { console.log(`EXPLAIN failed: ${String(err)}`); return [] })
   if (options.explain) for (const p of plans) console.log(`\n### ${p.title}\n\n${p.plan}`)
@@ -741,8 +740,7 @@ async function main (): Promise<void> {
       const saved: SavedSeed = { url: seeded.url, name: seeded.name, scale: seeded.scale, sizes: seeded.sizes, tokens: seeded.tokens }
       await writeFile(file, JSON.stringify(saved, null, 2))
       console.log(`kept database ${seeded.url}; rerun on it with --database-url ${seeded.url} --tokens-file ${file}`)
-    }
-    else await seeded.drop()
+    } else await seeded.drop()
   }
   if (!auditOk || (G !== undefined && G.non2xx + G.errors > 0)) failed = true
   process.exitCode = failed ? 1 : 0

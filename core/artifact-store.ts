@@ -28,6 +28,7 @@ export interface ArtifactStore {
  */
 export function assertArtifactFilename (filename: string): void {
   if (filename.length === 0 || filename.length > ARTIFACT_FILENAME_MAX) throw badRequest(`filename must be 1-${ARTIFACT_FILENAME_MAX} characters`)
+  // eslint-disable-next-line no-control-regex -- refusing control characters is the point
   if (/[/\\\u0000-\u001f\u007f]/.test(filename)) throw badRequest('filename may not contain path separators or control characters')
   if (filename === '.' || filename === '..') throw badRequest('filename may not be . or ..')
 }

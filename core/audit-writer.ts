@@ -59,6 +59,7 @@ export function uuidv7 (ms: number = Date.now()): string {
 
 // PostgreSQL refuses NUL in text and \u0000 or unpaired surrogates in jsonb; one such row would fail its whole
 // batch on every retry (a poison pill that ends in dropping everything behind it). Replaced, not refused.
+// eslint-disable-next-line no-control-regex -- NUL is what PostgreSQL refuses
 const UNSTORABLE = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g
 // JSON.stringify writes NUL as \u0000 and an unpaired surrogate as \udXXX (paired ones stay raw characters), so
 // a row whose JSON text has neither escape is storable as it is. (An escaped backslash followed by "u0000" also
@@ -66,9 +67,12 @@ const UNSTORABLE = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff
 const MAYBE_UNSTORABLE = /\\u0000|\\ud[89a-f]/i
 const storable = (v: string): string => v.replace(UNSTORABLE, '\ufffd')
 const deepStorable = (v: unknown): unknown =>
-  typeof v === 'string' ? storable(v)
-    : Array.isArray(v) ? v.map(deepStorable)
-      : typeof v === 'object' && v !== null && !(v instanceof Date) ? Object.fromEntries(Object.entries(v).map(([k, x]) => [storable(k), deepStorable(x)]))
+  typeof v === 'string'
+    ? storable(v)
+    : Array.isArray(v)
+      ? v.map(deepStorable)
+      : typeof v === 'object' && v !== null && !(v instanceof Date)
+        ? Object.fromEntries(Object.entries(v).map(([k, x]) => [storable(k), deepStorable(x)]))
         : v
 
 /** The row as the JSON object the batch INSERT reads, with its id; strings PostgreSQL would refuse are repaired. */
@@ -138,6 +142,7 @@ export class AuditWriter {
   /** `all`: until the queue is empty; else the rows queued now, and then only whole batches. */
   private async drain (all: boolean): Promise<void> {
     let first = true
+    // eslint-disable-next-line no-unmodified-loop-condition -- `all` is fixed per call; the queue is what changes
     while (this.queue.length > 0 && (first || all || this.queue.length >= this.batchSize)) {
       first = false
       const batch = this.queue.slice(0, this.batchSize)

@@ -25,7 +25,7 @@ export class LimiterUnavailableError extends Error {
   override readonly name = 'LimiterUnavailableError'
   readonly reason: LimiterUnavailableReason
 
-  constructor(message: string, reason: LimiterUnavailableReason, options?: ErrorOptions) {
+  constructor (message: string, reason: LimiterUnavailableReason, options?: ErrorOptions) {
     super(message, options)
     this.reason = reason
   }
@@ -93,27 +93,27 @@ type ClientWithHit = Redis & { [HIT_COMMAND]: HitCommand }
 /** Hits per script call at most: bounds one call's time on Redis (each hit is a handful of list operations). */
 const MAX_BATCH = 64
 
-function assertArgs(limit: number, windowMs: number): void {
+function assertArgs (limit: number, windowMs: number): void {
   // A bad limit is a configuration bug, not an outage: it must not be silently failed open.
   if (!Number.isSafeInteger(limit) || limit < 0) throw new RangeError(`rate limit must be a non-negative integer, got ${limit}`)
   if (!Number.isSafeInteger(windowMs) || windowMs <= 0) throw new RangeError(`rate-limit window must be a positive integer of ms, got ${windowMs}`)
 }
 
-function decide(allowed: boolean, limit: number, count: number, waitMs: number, windowMs: number): RateLimitDecision {
+function decide (allowed: boolean, limit: number, count: number, waitMs: number, windowMs: number): RateLimitDecision {
   const resetSeconds = count > 0 ? Math.max(1, Math.ceil(waitMs / 1000)) : 0
   // With limit 0 nothing is ever in the window, so "until a slot frees" is undefined: a full window is the honest hint.
   const retryAfterSeconds = allowed ? 0 : count > 0 ? resetSeconds : Math.max(1, Math.ceil(windowMs / 1000))
   return { allowed, limit, remaining: Math.max(0, limit - count), resetSeconds, retryAfterSeconds }
 }
 
-function toInt(value: unknown): number | undefined {
+function toInt (value: unknown): number | undefined {
   // stringNumbers: true on the client turns integer replies into strings.
   const n = typeof value === 'string' ? Number(value) : value
   return typeof n === 'number' && Number.isFinite(n) ? n : undefined
 }
 
 /** The decision of the `at`-th hit of a script reply ({ allowed, count, wait_us } per hit, flattened). */
-function parseReply(raw: unknown, at: number, limit: number, windowMs: number): RateLimitDecision {
+function parseReply (raw: unknown, at: number, limit: number, windowMs: number): RateLimitDecision {
   if (Array.isArray(raw) && raw.length >= 3 * (at + 1)) {
     const allowed = toInt(raw[3 * at])
     const count = toInt(raw[3 * at + 1])
@@ -125,7 +125,7 @@ function parseReply(raw: unknown, at: number, limit: number, windowMs: number): 
   throw new Error(`unexpected rate-limit script reply: ${JSON.stringify(raw)}`)
 }
 
-function unavailable(err: unknown): LimiterUnavailableError {
+function unavailable (err: unknown): LimiterUnavailableError {
   if (err instanceof LimiterUnavailableError) return err
   const message = err instanceof Error ? err.message : String(err)
   return new LimiterUnavailableError(`Redis rate limiter failed: ${message}`, 'error', { cause: err })
@@ -152,19 +152,19 @@ class Deadlines {
   #head = 0
   #timer: NodeJS.Timeout | null = null
 
-  constructor(private readonly timeoutMs: number) {}
+  constructor (private readonly timeoutMs: number) {}
 
-  watch(hit: PendingHit): void {
+  watch (hit: PendingHit): void {
     this.#queue.push(hit)
     if (this.#timer === null) this.#arm(this.timeoutMs)
   }
 
-  #arm(inMs: number): void {
+  #arm (inMs: number): void {
     this.#timer = setTimeout(() => { this.#expire() }, Math.max(1, Math.ceil(inMs)))
     this.#timer.unref()
   }
 
-  #expire(): void {
+  #expire (): void {
     this.#timer = null
     const now = performance.now()
     const q = this.#queue
@@ -215,7 +215,7 @@ export class RedisSlidingWindow implements RateLimitStore {
   hits = 0
 
   /** `options` may be the timeout in ms alone. */
-  constructor(client: Redis, options: number | RedisSlidingWindowOptions = {}) {
+  constructor (client: Redis, options: number | RedisSlidingWindowOptions = {}) {
     const opts = typeof options === 'number' ? { timeoutMs: options } : options
     const timeoutMs = opts.timeoutMs ?? 50
     if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new RangeError(`timeoutMs must be positive, got ${timeoutMs}`)
@@ -237,7 +237,7 @@ export class RedisSlidingWindow implements RateLimitStore {
    * exact decision on Redis's clock, and fails open (or closed) when Redis has not answered within the
    * timeout of the call that carried it.
    */
-  hit(key: string, limit: number, windowMs: number): Promise<RateLimitDecision> {
+  hit (key: string, limit: number, windowMs: number): Promise<RateLimitDecision> {
     try {
       assertArgs(limit, windowMs)
     } catch (err) {
@@ -249,7 +249,7 @@ export class RedisSlidingWindow implements RateLimitStore {
     })
   }
 
-  #send(batch: PendingHit[]): void {
+  #send (batch: PendingHit[]): void {
     const args: Array<string | number> = [batch.length]
     for (const h of batch) args.push(h.key)
     for (const h of batch) args.push(h.limit, h.windowMs)
@@ -288,7 +288,7 @@ export class RedisSlidingWindow implements RateLimitStore {
     })
   }
 
-  async close(): Promise<void> {
+  async close (): Promise<void> {
     if (this.#closed) return
     this.#closed = true
     if (!this.#ownsClient || this.#client.status === 'end') return
@@ -322,7 +322,7 @@ interface MemoryBucket {
   windowMs: number
 }
 
-function prune(bucket: MemoryBucket, now: number): void {
+function prune (bucket: MemoryBucket, now: number): void {
   const cutoff = now - bucket.windowMs
   let expired = 0
   while (expired < bucket.hits.length && (bucket.hits[expired] ?? Infinity) <= cutoff) expired++
@@ -334,7 +334,7 @@ export class MemorySlidingWindow implements RateLimitStore {
   readonly #sweeper: NodeJS.Timeout
   #closed = false
 
-  constructor(options: MemorySlidingWindowOptions = {}) {
+  constructor (options: MemorySlidingWindowOptions = {}) {
     const every = options.sweepIntervalMs ?? 60_000
     if (!Number.isFinite(every) || every <= 0) throw new RangeError(`sweepIntervalMs must be positive, got ${every}`)
     this.#sweeper = setInterval(() => this.#sweep(), every)
@@ -343,11 +343,11 @@ export class MemorySlidingWindow implements RateLimitStore {
   }
 
   /** Number of keys currently held. */
-  get size(): number {
+  get size (): number {
     return this.#buckets.size
   }
 
-  hit(key: string, limit: number, windowMs: number): Promise<RateLimitDecision> {
+  hit (key: string, limit: number, windowMs: number): Promise<RateLimitDecision> {
     try {
       assertArgs(limit, windowMs)
     } catch (err) {
@@ -373,7 +373,7 @@ export class MemorySlidingWindow implements RateLimitStore {
     return Promise.resolve(decide(allowed, limit, bucket.hits.length, waitMs, windowMs))
   }
 
-  #sweep(): void {
+  #sweep (): void {
     const now = performance.now()
     for (const [key, bucket] of this.#buckets) {
       prune(bucket, now)
@@ -381,7 +381,7 @@ export class MemorySlidingWindow implements RateLimitStore {
     }
   }
 
-  close(): Promise<void> {
+  close (): Promise<void> {
     this.#closed = true
     clearInterval(this.#sweeper)
     this.#buckets.clear()
@@ -398,7 +398,7 @@ export interface CreateRedisClientOptions extends RedisOptions {
  * An ioredis client for a fail-open limiter: commands fail at once instead of queueing while Redis is
  * away, it reconnects forever in the background, and nothing waits for 'ready'. Overrides win.
  */
-export function createRedisClient(url: string, opts: CreateRedisClientOptions = {}): Redis {
+export function createRedisClient (url: string, opts: CreateRedisClientOptions = {}): Redis {
   const { onError, ...overrides } = opts
   const client = new Redis(url, {
     // ioredis defaults queue a command for up to ~73 s while Redis is down; a limiter must answer now.

@@ -93,8 +93,16 @@ t.test('one row per request: the tool name as action, outcome, status, project, 
     if (row === undefined) continue
     const e = s.expect
     t.match(row, {
-      action: e.action, outcome: e.outcome, status_code: e.status, project_id: e.project, token_id: e.tokenId, user_id: e.userId,
-      method: s.method, path: s.path, via: 'rest', ip: '127.0.0.1'
+      action: e.action,
+      outcome: e.outcome,
+      status_code: e.status,
+      project_id: e.project,
+      token_id: e.tokenId,
+      user_id: e.userId,
+      method: s.method,
+      path: s.path,
+      via: 'rest',
+      ip: '127.0.0.1'
     }, `${s.method} ${s.path} (${e.status} ${e.action})`)
     t.ok(typeof row.duration_ms === 'number' && row.duration_ms >= 0 && row.duration_ms < 10_000, `duration_ms ${String(row.duration_ms)}`)
     t.ok(row.accessed_at.getTime() >= started - 1000 && row.accessed_at.getTime() <= Date.now() + 1000, 'accessed_at is the time of the request')
@@ -133,9 +141,12 @@ t.test('a burst of N mixed requests, concurrent, leaves exactly N rows whose sta
   const calls: Call[] = []
   for (let i = 0; i < 150; i++) {
     const base = pool[i % pool.length] as Call
-    const who = i % 7 === 0 ? bearer(`ib_mcp_${'cd'.repeat(24)}`) // unknown: 401
-      : i % 11 === 0 ? {} // no token: 401
-        : i % 13 === 0 ? bearer(scoped.token) // out of scope for the github routes: 403
+    const who = i % 7 === 0
+      ? bearer(`ib_mcp_${'cd'.repeat(24)}`) // unknown: 401
+      : i % 11 === 0
+        ? {} // no token: 401
+        : i % 13 === 0
+          ? bearer(scoped.token) // out of scope for the github routes: 403
           : bearer((tokens[i % tokens.length] as { token: string }).token)
     calls.push({ ...base, headers: who })
   }

@@ -38,29 +38,53 @@ interface Route { name: string, method: 'GET' | 'POST', url: string, body?: obje
 const pj = `/projects/${P.github}`
 /** Every data route of SPEC §5 with its bucket and limit key. */
 const GROUPS: Array<{ bucket: string, limit: number, routes: Route[] }> = [
-  { bucket: 'list_projects', limit: LIMITS.default, routes: [
-    { name: 'list_projects', method: 'GET', url: '/projects' },
-    { name: 'get_project', method: 'GET', url: pj }
-  ] },
-  { bucket: 'list_builds', limit: LIMITS.default, routes: [
-    { name: 'list_builds', method: 'GET', url: `${pj}/builds` },
-    { name: 'get_build', method: 'GET', url: `${pj}/builds/${B.b2}` }
-  ] },
-  { bucket: 'list_jobs', limit: LIMITS.default, routes: [
-    { name: 'list_jobs', method: 'GET', url: `${pj}/builds/${B.b2}/jobs` },
-    { name: 'get_job', method: 'GET', url: `${pj}/jobs/${J.compile}` },
-    { name: 'list_test_runs', method: 'GET', url: `${pj}/jobs/${J.compile}/testruns` }
-  ] },
-  { bucket: 'get_job_log', limit: LIMITS.log, routes: [
-    { name: 'get_job_log', method: 'GET', url: `${pj}/jobs/${J.compile}/log` }
-  ] },
-  { bucket: 'list_job_artifacts', limit: LIMITS.artifact, routes: [
-    { name: 'list_artifacts', method: 'GET', url: `${pj}/jobs/${J.compile}/artifacts` },
-    { name: 'get_artifact', method: 'GET', url: `${pj}/jobs/${J.compile}/artifacts/download?filename=report.txt` }
-  ] },
-  { bucket: 'trigger_build', limit: LIMITS.trigger, routes: [
-    { name: 'trigger_build', method: 'POST', url: `${pj}/trigger`, body: { branch: 'main' } }
-  ] }
+  {
+    bucket: 'list_projects',
+    limit: LIMITS.default,
+    routes: [
+      { name: 'list_projects', method: 'GET', url: '/projects' },
+      { name: 'get_project', method: 'GET', url: pj }
+    ]
+  },
+  {
+    bucket: 'list_builds',
+    limit: LIMITS.default,
+    routes: [
+      { name: 'list_builds', method: 'GET', url: `${pj}/builds` },
+      { name: 'get_build', method: 'GET', url: `${pj}/builds/${B.b2}` }
+    ]
+  },
+  {
+    bucket: 'list_jobs',
+    limit: LIMITS.default,
+    routes: [
+      { name: 'list_jobs', method: 'GET', url: `${pj}/builds/${B.b2}/jobs` },
+      { name: 'get_job', method: 'GET', url: `${pj}/jobs/${J.compile}` },
+      { name: 'list_test_runs', method: 'GET', url: `${pj}/jobs/${J.compile}/testruns` }
+    ]
+  },
+  {
+    bucket: 'get_job_log',
+    limit: LIMITS.log,
+    routes: [
+      { name: 'get_job_log', method: 'GET', url: `${pj}/jobs/${J.compile}/log` }
+    ]
+  },
+  {
+    bucket: 'list_job_artifacts',
+    limit: LIMITS.artifact,
+    routes: [
+      { name: 'list_artifacts', method: 'GET', url: `${pj}/jobs/${J.compile}/artifacts` },
+      { name: 'get_artifact', method: 'GET', url: `${pj}/jobs/${J.compile}/artifacts/download?filename=report.txt` }
+    ]
+  },
+  {
+    bucket: 'trigger_build',
+    limit: LIMITS.trigger,
+    routes: [
+      { name: 'trigger_build', method: 'POST', url: `${pj}/trigger`, body: { branch: 'main' } }
+    ]
+  }
 ]
 const projectsRoute = GROUPS[0]?.routes[0] as Route
 

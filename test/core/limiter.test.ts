@@ -28,7 +28,7 @@ const sleepUntil = async (target: number): Promise<void> => {
 let keySeq = 0
 const newKey = (label: string): string => `${PREFIX}ib_mcp_rl:{user-${++keySeq}}:${label}`
 
-async function waitReady(client: Redis, ms: number): Promise<void> {
+async function waitReady (client: Redis, ms: number): Promise<void> {
   if (client.status === 'ready') return
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`redis not ready after ${ms} ms`)), ms)
@@ -39,7 +39,7 @@ async function waitReady(client: Redis, ms: number): Promise<void> {
   })
 }
 
-async function deleteByPrefix(client: Redis, prefix: string): Promise<void> {
+async function deleteByPrefix (client: Redis, prefix: string): Promise<void> {
   let cursor = '0'
   do {
     const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500)
@@ -49,7 +49,7 @@ async function deleteByPrefix(client: Redis, prefix: string): Promise<void> {
 }
 
 /** The same contract, whichever store: run against Redis and against memory. */
-function behaviour(t: Test, store: RateLimitStore): void {
+function behaviour (t: Test, store: RateLimitStore): void {
   t.test('exactly `limit` hits pass, then refusals with Retry-After >= 1', async (t) => {
     const key = newKey('exact')
     for (let i = 0; i < 3; i++) {
@@ -167,7 +167,7 @@ t.test('RedisSlidingWindow on the shared Redis', async (t) => {
   t.test('two clients (two gateway processes) share one budget under concurrent load', async (t) => {
     const key = newKey('shared')
     const decisions = await Promise.all(
-      Array.from({ length: 50 }, (_v, i) => (i % 2 === 0 ? storeA : storeB).hit(key, 10, 5000)),
+      Array.from({ length: 50 }, (_v, i) => (i % 2 === 0 ? storeA : storeB).hit(key, 10, 5000))
     )
     t.equal(decisions.filter((d) => d.allowed).length, 10, 'exactly 10 allowed across both clients')
     t.equal(await clientA.llen(key), 10, 'only admitted hits are recorded, none lost')
@@ -260,7 +260,7 @@ t.test('MemorySlidingWindow', async (t) => {
   })
 })
 
-async function freePort(): Promise<number> {
+async function freePort (): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer()
     server.once('error', reject)
@@ -274,13 +274,13 @@ async function freePort(): Promise<number> {
   })
 }
 
-function startRedis(port: number): ChildProcess {
+function startRedis (port: number): ChildProcess {
   return spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
     stdio: 'ignore',
   })
 }
 
-async function expectUnavailable(store: RateLimitStore, key: string): Promise<{ ms: number; err: unknown }> {
+async function expectUnavailable (store: RateLimitStore, key: string): Promise<{ ms: number; err: unknown }> {
   const start = now()
   try {
     const d: RateLimitDecision = await store.hit(key, 1_000_000, 10_000)
@@ -291,7 +291,7 @@ async function expectUnavailable(store: RateLimitStore, key: string): Promise<{ 
 }
 
 /** Polls until a hit succeeds; returns how long that took. */
-async function waitUntilServed(store: RateLimitStore, key: string, ms: number): Promise<number> {
+async function waitUntilServed (store: RateLimitStore, key: string, ms: number): Promise<number> {
   const start = now()
   for (;;) {
     try {

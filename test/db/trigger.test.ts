@@ -77,8 +77,16 @@ t.test('git project: what cannot be resolved is 422', async t => {
 
   // Two commits sharing a 7-digit prefix make that prefix ambiguous.
   const twin = (suffix: string) => ({
-    id: `abcdef1${suffix}`, repository_id: FIXTURE.repositories.github, project_id: P.github, timestamp: new Date(),
-    author_name: 'a', author_email: 'a@x', committer_name: 'a', committer_email: 'a@x', url: 'u', branch: 'twins'
+    id: `abcdef1${suffix}`,
+    repository_id: FIXTURE.repositories.github,
+    project_id: P.github,
+    timestamp: new Date(),
+    author_name: 'a',
+    author_email: 'a@x',
+    committer_name: 'a',
+    committer_email: 'a@x',
+    url: 'u',
+    branch: 'twins'
   })
   await db.insertInto('commit').values([twin('0'.repeat(33)), twin('1'.repeat(33))]).execute()
   await t.rejects(triggerBuild(db, github, { sha: 'abcdef1' }), { code: 'MCP_UNPROCESSABLE', message: /ambiguous/ })

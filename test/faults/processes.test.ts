@@ -100,6 +100,7 @@ async function underLoad (token: string, change: () => Promise<Sample>): Promise
   /** until `n` more requests completed (bounded by 10 s), so there is load on both sides of the change */
   const requestsLater = async (n: number): Promise<void> => {
     const target = completed + n
+    // eslint-disable-next-line no-unmodified-loop-condition -- `completed` rises as requests finish between the sleeps
     for (let i = 0; i < 500 && completed < target; i++) await sleep(20)
   }
   const driver = (async () => {

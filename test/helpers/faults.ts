@@ -185,6 +185,7 @@ export class LogCapture {
       try { return [JSON.parse(l) as LogLine] } catch { return [{ level: 0, time: 0, msg: l }] }
     })
   }
+
   /** lines whose msg is exactly `msg` */
   withMsg (msg: string): LogLine[] { return this.lines.filter(l => l.msg === msg) }
 }

@@ -19,7 +19,7 @@ const db = database.db
 await app.listen({ host: '127.0.0.1', port: 0 })
 const address = app.server.address()
 const port = typeof address === 'object' && address !== null ? address.port : 0
-const { users: U, projects: P } = FIXTURE
+const { users: U } = FIXTURE
 
 const jwt = await session(U.demo)
 const outsiderJwt = await session(U.outsider)
@@ -152,67 +152,100 @@ const cases: Case[] = [
     name: 'NUL byte in the Authorization header',
     url: projects,
     raw: rid => rawGet(projects, [`Authorization: Bearer ib_mcp_\u0000${'a'.repeat(47)}`], rid),
-    status: 400, code: 'MCP_BAD_REQUEST', audit: null, why: PARSER
+    status: 400,
+    code: 'MCP_BAD_REQUEST',
+    audit: null,
+    why: PARSER
   },
   {
     name: 'bare CR in a header (header injection)',
     url: projects,
-    raw: rid => rawGet(projects, [`Authorization: Bearer x\rX-Injected: 1`], rid),
-    status: 400, code: 'MCP_BAD_REQUEST', audit: null, why: PARSER
+    raw: rid => rawGet(projects, ['Authorization: Bearer x\rX-Injected: 1'], rid),
+    status: 400,
+    code: 'MCP_BAD_REQUEST',
+    audit: null,
+    why: PARSER
   },
   {
     name: 'control byte 0x01 in a header',
     url: projects,
     raw: rid => rawGet(projects, ['X-Anything: a\u0001b'], rid),
-    status: 400, code: 'MCP_BAD_REQUEST', audit: null, why: PARSER
+    status: 400,
+    code: 'MCP_BAD_REQUEST',
+    audit: null,
+    why: PARSER
   },
   {
     name: 'header name with a space',
     url: projects,
     raw: rid => rawGet(projects, ['Bad Header: 1'], rid),
-    status: 400, code: 'MCP_BAD_REQUEST', audit: null, why: PARSER
+    status: 400,
+    code: 'MCP_BAD_REQUEST',
+    audit: null,
+    why: PARSER
   },
   {
     name: 'request line with another protocol',
     url: projects,
     raw: () => Buffer.from(`GET ${projects} FTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`, 'latin1'),
-    status: 400, code: 'MCP_BAD_REQUEST', audit: null, why: PARSER
+    status: 400,
+    code: 'MCP_BAD_REQUEST',
+    audit: null,
+    why: PARSER
   },
   {
     name: 'Authorization of 20 KiB (over the 16 KiB header limit)',
     url: projects,
     raw: rid => rawGet(projects, [`Authorization: Bearer ${'a'.repeat(20 * 1024)}`], rid),
-    status: 431, code: 'MCP_HEADERS_TOO_LARGE', audit: null, why: PARSER
+    status: 431,
+    code: 'MCP_HEADERS_TOO_LARGE',
+    audit: null,
+    why: PARSER
   },
   {
     name: '1000 headers of 20 bytes each',
     url: projects,
     raw: rid => rawGet(projects, Array.from({ length: 1000 }, (_, i) => `X-H${i}: ${'v'.repeat(12)}`), rid),
-    status: 431, code: 'MCP_HEADERS_TOO_LARGE', audit: null, why: PARSER
+    status: 431,
+    code: 'MCP_HEADERS_TOO_LARGE',
+    audit: null,
+    why: PARSER
   },
   {
     name: 'Latin-1 bytes (obs-text) in the credential',
     url: projects,
     raw: rid => rawGet(projects, [`Authorization: Bearer ib_mcp_${'\u00e9'.repeat(48)}`], rid),
-    status: 401, code: 'MCP_INVALID_TOKEN', audit: 'list_projects', tokenId: null
+    status: 401,
+    code: 'MCP_INVALID_TOKEN',
+    audit: 'list_projects',
+    tokenId: null
   },
   {
     name: 'UTF-8 bytes of an emoji in the credential',
     url: projects,
     raw: rid => Buffer.concat([rawGet(projects, [], rid).subarray(0, -2), Buffer.from('Authorization: Bearer ib_mcp_'), Buffer.from('🚀'.repeat(12), 'utf8'), Buffer.from('\r\n\r\n')]),
-    status: 401, code: 'MCP_INVALID_TOKEN', audit: 'list_projects', tokenId: null
+    status: 401,
+    code: 'MCP_INVALID_TOKEN',
+    audit: 'list_projects',
+    tokenId: null
   },
   {
     name: 'two Authorization headers, the first bad (Node keeps the first)',
     url: projects,
     raw: rid => rawGet(projects, [`Authorization: Bearer ${badChecksum}`, `Authorization: Bearer ${tok}`], rid),
-    status: 401, code: 'MCP_INVALID_TOKEN', audit: 'list_projects', tokenId: valid.token_id
+    status: 401,
+    code: 'MCP_INVALID_TOKEN',
+    audit: 'list_projects',
+    tokenId: valid.token_id
   },
   {
     name: 'malformed percent-encoding in the path',
     url: projects,
     raw: rid => rawGet(`${projects}/%zz`, [`Authorization: Bearer ${tok}`], rid),
-    status: 400, code: 'FST_ERR_BAD_URL', audit: null, why: 'refused by the router before any route: no route scope to audit in'
+    status: 400,
+    code: 'FST_ERR_BAD_URL',
+    audit: null,
+    why: 'refused by the router before any route: no route scope to audit in'
   }
 ]
 

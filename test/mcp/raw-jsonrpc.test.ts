@@ -42,7 +42,9 @@ const toolsOf = (r: Record<string, unknown>): Array<Record<string, unknown>> =>
 
 t.test('2025-11-25: initialize, notifications/initialized, tools/list, tools/call (MCP-Protocol-Version header after the handshake)', async t => {
   const init = await post(endpoint, {
-    jsonrpc: '2.0', id: 1, method: 'initialize',
+    jsonrpc: '2.0',
+    id: 1,
+    method: 'initialize',
     params: { protocolVersion: LEGACY, capabilities: {}, clientInfo: { name: 'raw-fetch', version: '1.0.0' } }
   }, auth)
   t.equal(init.status, 200)
@@ -135,7 +137,9 @@ t.test('2026-07-28: no handshake; every request carries the _meta envelope and t
 
 t.test('get_artifact links honour a trusted proxy\'s X-Forwarded-Proto and X-Forwarded-Host', async t => {
   const call = await post(endpoint, {
-    jsonrpc: '2.0', id: 1, method: 'tools/call',
+    jsonrpc: '2.0',
+    id: 1,
+    method: 'tools/call',
     params: { name: 'get_artifact', arguments: { projectId: P.github, jobId: FIXTURE.jobs.compile, filename: 'coverage.bin' } }
   }, { ...auth, 'mcp-protocol-version': LEGACY, 'x-forwarded-proto': 'https', 'x-forwarded-host': 'ci.example.com' })
   const expected = `https://ci.example.com/api/v1/mcp/projects/${P.github}/jobs/${FIXTURE.jobs.compile}/artifacts/download?filename=coverage.bin`
