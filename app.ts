@@ -36,7 +36,8 @@ export interface DemoInfo { userId: string, sessionToken: string }
 
 declare module 'fastify' {
   interface FastifyInstance {
-    demo: DemoInfo | null
+    /** the embedded demo's user and session (null outside the embedded mode) */
+    mcpDemo: DemoInfo | null
   }
 }
 
@@ -140,7 +141,7 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
     const userId = FIXTURE.users.demo
     if (keys?.privateKey != null) demo = { userId, sessionToken: await signSession(keys.privateKey, userId) }
   }
-  fastify.decorate('demo', demo)
+  fastify.decorate('mcpDemo', demo)
 
   const redis: Redis | null = config.REDIS_URL === undefined
     ? null
@@ -167,7 +168,7 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
     await storage.close()
   })
 
-  fastify.decorate('mcp', services)
+  fastify.decorate('mcpGateway', services)
   fastify.setErrorHandler(errorHandler)
   fastify.setNotFoundHandler(notFoundHandler)
   await fastify.register(mcpTokenGuard, { prefix: MCP_PREFIX })

@@ -19,11 +19,14 @@ import rateLimit from './plugins/rate-limit.js'
 import { projectAccess, triggerAccess } from './plugins/project-access.js'
 import { announceGateway } from './plugins/token-guard.js'
 import { mcpEndpoint } from './mcp/endpoint.js'
-import { mcpOriginGuard } from './mcp/origin.js'
+import { mcpOriginGuard } from './plugins/mcp-origin.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
-    mcp: GatewayServices
+    /** the gateway's services: config, databases, limiter, audit writer, metrics */
+    mcpGateway: GatewayServices
+    /** where the gateway is mounted (e.g. /api/v1/mcp); set inside the gateway's own scope only */
+    mcpPrefix: string
   }
 }
 
@@ -73,7 +76,8 @@ export const mcpGateway: FastifyPluginAsync<McpGatewayOptions> = async (fastify,
   const services = opts.services ?? servicesFrom(fastify, opts)
   if (opts.services === undefined) fastify.addHook('onClose', async () => { await services.close() })
   // The standalone app decorates its root with the same services (for /readyz, /metrics); a host may not have.
-  if (!fastify.hasDecorator('mcp')) fastify.decorate('mcp', services)
+  if (!fastify.hasDecorator('mcpGateway')) fastify.decorate('mcpGateway', services)
+  fastify.decorate('mcpPrefix', fastify.prefix)
   announceGateway(fastify.server, services)
   fastify.setErrorHandler(errorHandler)
   fastify.setNotFoundHandler(gatewayNotFoundHandler(services, fastify.prefix))
@@ -84,7 +88,7 @@ export const mcpGateway: FastifyPluginAsync<McpGatewayOptions> = async (fastify,
       components: { securitySchemes: { mcpToken: { type: 'http', scheme: 'bearer', description: 'ib_mcp_… token' }, session: { type: 'apiKey', in: 'cookie', name: 'token' } } }
     }
   })
-  fastify.get('/openapi.json', { schema: { hide: true }, config: { audit: false } }, async () => fastify.swagger())
+  fastify.get('/openapi.json', { schema: { hide: true }, config: { mcp: { audit: false } } }, async () => fastify.swagger())
 
   // Token administration: an InfraBox session, never an MCP token (the guard and the session step refuse those).
   await fastify.register(async function tokenAdministration (admin) {
@@ -96,7 +100,7 @@ export const mcpGateway: FastifyPluginAsync<McpGatewayOptions> = async (fastify,
   // The MCP chain, in the order of SPEC §4: audit context, auth, rate limit, project access, trigger access,
   // handler; the audit row is written in onResponse, after everything else.
   await fastify.register(async function mcpChain (chain) {
-    chain.addHook('onRoute', (route) => { route.config = { ...route.config, mcpChain: true } })
+    chain.addHook('onRoute', (route) => { route.config = { ...route.config, mcp: { ...route.config?.mcp, chain: true } } })
     await chain.register(auditStep, { fallbackAction: 'mcp_request' })
     await chain.register(mcpOriginGuard) // the MCP endpoint's Origin check, before any token work
     await chain.register(mcpAuth)

@@ -36,7 +36,7 @@ try {
   // A signal during start-up (migrations, seeding) closes the app: do not listen afterwards.
   if (closing) process.exit(0)
   const address = await fastify.listen({ host: config.HOST, port: config.PORT })
-  if (fastify.demo !== null) printDemo(address, fastify.demo.sessionToken)
+  if (fastify.mcpDemo !== null) printDemo(address, fastify.mcpDemo.sessionToken)
 } catch (err) {
   if (err instanceof ConfigError) {
     console.error(err.message)

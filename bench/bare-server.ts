@@ -16,9 +16,8 @@ import { kyselyWithOwnPool } from '../db/connect.js'
 import { listBuilds } from '../db/builds.js'
 import { BuildPage, BuildsQuery, ProjectParams } from '../schemas/data.js'
 import { createRedisClient, RedisSlidingWindow } from '../core/limiter.js'
-import { LimiterHealth, spendBudget } from '../core/budget.js'
+import { LimiterHealth, spendBudget, type BudgetDeps } from '../core/budget.js'
 import { createMetrics } from '../core/metrics.js'
-import type { GatewayServices } from '../core/services.js'
 import { credentialFrom, tokenIdOf } from '../core/token.js'
 import { serve } from './serve.js'
 
@@ -133,7 +132,7 @@ switch (variant.replace(/^constant-?/, '')) {
       limiterHealth: new LimiterHealth(),
       log: fastify.log,
       metrics
-    } as unknown as GatewayServices
+    } satisfies BudgetDeps
     const rule = { bucket: 'list_builds', rpm: 'default' as const }
     await fastify.register(async (scope) => {
       scope.addHook('onRequest', async (request, reply) => {

@@ -17,7 +17,7 @@ await fastify.register(app, {
 })
 await serve(fastify, {
   counters: async () => {
-    const services = fastify.mcp as typeof fastify.mcp & { tokenLookups?: { statements: number, lookups: number } }
+    const services = fastify.mcpGateway as typeof fastify.mcpGateway & { tokenLookups?: { statements: number, lookups: number } }
     return {
       failOpen: (await services.metrics.rateLimitFailOpen.get()).values[0]?.value ?? 0,
       // coalesced auth lookups, when the build has them: lookups / statements = requests per auth query

@@ -2,8 +2,8 @@
 import type { EnabledProjects, McpToken, ProjectType, UserRole } from '../db/schema.js'
 import { getProjectAccess, scopedProjectIds } from '../db/projects.js'
 import type { TokenLookup } from '../db/tokens.js'
-import { UUID } from './cursor.js'
-import { forbiddenProject, forbiddenTrigger, GatewayError, notFound } from './errors.js'
+import { UUID } from '../lib/ids.js'
+import { forbiddenProject, forbiddenTrigger, GatewayError, notFound } from '../lib/errors.js'
 import type { GatewayServices } from './services.js'
 import { credentialFrom, isWellFormedToken, sameHash, tokenIdOf, hashToken } from './token.js'
 

@@ -4,8 +4,8 @@ import { open, realpath } from 'node:fs/promises'
 import path from 'node:path'
 import { Readable } from 'node:stream'
 import { GetObjectCommand, NoSuchKey, S3Client, S3ServiceException } from '@aws-sdk/client-s3'
-import { UUID } from './cursor.js'
-import { badRequest, notFound } from './errors.js'
+import { UUID } from '../lib/ids.js'
+import { badRequest, notFound } from '../lib/errors.js'
 import { ARTIFACT_FILENAME_MAX } from '../schemas/data.js'
 
 export interface ArtifactObject {

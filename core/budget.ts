@@ -1,10 +1,30 @@
 // Spends one unit of a user's budget in a bucket: the limiter decision as headers, a 429, or fail-open/closed.
-import type { GatewayServices, BucketLimits } from './services.js'
-import { GatewayError } from './errors.js'
-import { LimiterUnavailableError, type RateLimitDecision } from './limiter.js'
+import type { FastifyBaseLogger } from 'fastify'
+import { GatewayError } from '../lib/errors.js'
+import { LimiterUnavailableError, type RateLimitDecision, type RateLimitStore } from './limiter.js'
+import type { Metrics } from './metrics.js'
 
 export const WINDOW_MS = 60_000
 const WARN_EVERY_MS = 10_000
+
+/** Requests per minute of each bucket (SPEC §5, §11, §13); overridable per deployment. */
+export interface BucketLimits {
+  default: number
+  log: number
+  artifact: number
+  trigger: number
+}
+
+/** What spending a budget needs; the gateway's services provide it, and so can a bare benchmark server. */
+export interface BudgetDeps {
+  limiter: RateLimitStore
+  limits: BucketLimits
+  limiterHealth: LimiterHealth
+  /** keys are `<prefix>:{<user_id>}:<bucket>` */
+  limiterKeyPrefix: string
+  log: FastifyBaseLogger
+  metrics: Metrics
+}
 
 export interface BudgetRule { bucket: string, rpm: keyof BucketLimits | number, failClosed?: boolean | undefined }
 
@@ -18,7 +38,7 @@ export interface BudgetOutcome {
 /** `ib_mcp_rl:{<user_id>}:<bucket>`: the braces keep one user's buckets on one Redis Cluster slot. */
 export const budgetKey = (prefix: string, userId: string, bucket: string): string => `${prefix}:{${userId}}:${bucket}`
 
-export function limitOf (services: GatewayServices, rule: BudgetRule): number {
+export function limitOf (services: BudgetDeps, rule: BudgetRule): number {
   return typeof rule.rpm === 'number' ? rule.rpm : services.limits[rule.rpm]
 }
 
@@ -63,7 +83,7 @@ export class LimiterHealth {
 }
 
 /** Spends one hit; throws 429 (refused) or 503 (store down on a fail-closed rule), else returns the headers to send. */
-export async function spendBudget (services: GatewayServices, userId: string, rule: BudgetRule): Promise<BudgetOutcome> {
+export async function spendBudget (services: BudgetDeps, userId: string, rule: BudgetRule): Promise<BudgetOutcome> {
   const limit = limitOf(services, rule)
   let decision: RateLimitDecision
   try {

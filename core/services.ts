@@ -7,41 +7,28 @@ import { FsArtifactStore, S3ArtifactStore, type ArtifactStore } from './artifact
 import type { Database } from '../db/schema.js'
 import { AuditWriter } from './audit-writer.js'
 import { MemorySlidingWindow, RedisSlidingWindow, type RateLimitStore } from './limiter.js'
-import { LimiterHealth } from './budget.js'
+import { LimiterHealth, type BucketLimits, type BudgetDeps } from './budget.js'
 import { createMetrics, type Metrics } from './metrics.js'
 import type { SessionAuthenticator } from './session.js'
 import type { TokenPolicy } from './token-admin.js'
 import { TokenUsage } from './token-usage.js'
 import { TokenLookups } from './token-lookup.js'
 
-/** Requests per minute of each bucket (SPEC §5); overridable per deployment. */
-export interface BucketLimits {
-  default: number
-  log: number
-  artifact: number
-  trigger: number
-}
+export type { BucketLimits }
 
-export interface GatewayServices {
+export interface GatewayServices extends BudgetDeps {
   config: Config
   db: Kysely<Database>
   redis: Redis | null
-  limiter: RateLimitStore
   limiterKind: 'redis' | 'memory'
-  limiterHealth: LimiterHealth
-  /** keys are `<prefix>:{<user_id>}:<bucket>` */
-  limiterKeyPrefix: string
-  log: FastifyBaseLogger
   audit: AuditWriter
   /** last_used_at writes, coalesced */
   usage: TokenUsage
   /** the auth step's live token (+ project) lookups, coalesced per turn of the event loop */
   tokenLookups: TokenLookups
   artifacts: ArtifactStore
-  metrics: Metrics
   authenticateSession: SessionAuthenticator
   tokenPolicy: TokenPolicy
-  limits: BucketLimits
   /** ends what these services own (not the db or redis handed in) */
   close: () => Promise<void>
 }

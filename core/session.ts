@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { SignJWT, exportPKCS8, exportSPKI, generateKeyPair, importPKCS8, importSPKI, jwtVerify, type CryptoKey } from 'jose'
 import type { Kysely } from 'kysely'
 import type { Database } from '../db/schema.js'
-import { UUID } from './cursor.js'
+import { UUID } from '../lib/ids.js'
 import { credentialFrom, TOKEN_PREFIX } from './token.js'
 
 /** What a session resolves to. */

@@ -2,9 +2,9 @@
 import type { Kysely } from 'kysely'
 import type { Database, EnabledProjects, McpToken } from '../db/schema.js'
 import { collaboratingProjects, countLiveTokens, findOwnToken, insertToken, listTokens, updateOwnLiveToken } from '../db/tokens.js'
-import { badRequest, conflict, GatewayError, notFound } from './errors.js'
+import { badRequest, conflict, GatewayError, notFound } from '../lib/errors.js'
 import { mintToken } from './token.js'
-import { UUID } from './cursor.js'
+import { UUID } from '../lib/ids.js'
 import type { CreateTokenBody, TokenView, UpdateTokenBody } from '../schemas/tokens.js'
 
 export interface TokenPolicy {

@@ -2,7 +2,7 @@
 import { sql, type Kysely } from 'kysely'
 import type { Database } from './schema.js'
 import { prepared } from './connect.js'
-import { decodeCursor, encodeCursor } from '../core/cursor.js'
+import { decodeCursor, encodeCursor } from '../lib/cursor.js'
 
 const KIND = 'access-log'
 

@@ -1,6 +1,6 @@
 // Artifact questions, answered from job.archive (the files a job uploaded); there is no artifact table (defect 6).
 import type { Kysely } from 'kysely'
-import { notFound } from '../core/errors.js'
+import { notFound } from '../lib/errors.js'
 import type { Artifact, ArtifactPage } from '../schemas/data.js'
 import type { Database } from './schema.js'
 

@@ -1,7 +1,7 @@
 // Build questions: a project's builds newest first with their status derived from their jobs, and one build in full.
 import type { ExpressionBuilder, Kysely } from 'kysely'
-import { decodeCursor, encodeCursor } from '../core/cursor.js'
-import { notFound } from '../core/errors.js'
+import { decodeCursor, encodeCursor } from '../lib/cursor.js'
+import { notFound } from '../lib/errors.js'
 import { BUILD_STATUSES, type BuildDetail, type BuildPage, type BuildStatus, type BuildSummary } from '../schemas/data.js'
 import { jobsOfBuild } from './jobs.js'
 import type { Database, JobState } from './schema.js'

@@ -1,7 +1,8 @@
 // Job questions: a build's jobs, one job, a job's test results; every query bound to the authorized project.
 import type { Kysely, Selectable } from 'kysely'
-import { decodeCursor, encodeCursor, UUID } from '../core/cursor.js'
-import { notFound } from '../core/errors.js'
+import { decodeCursor, encodeCursor } from '../lib/cursor.js'
+import { UUID } from '../lib/ids.js'
+import { notFound } from '../lib/errors.js'
 import type { Job, JobDependency, JobPage, TestRun, TestRunPage } from '../schemas/data.js'
 import type { Database, JobTable, Json, TestResult } from './schema.js'
 

@@ -1,6 +1,6 @@
 // Job logs: a byte or line window of job.console (finished jobs) or of the job's console rows (running ones), cut in SQL.
 import type { Kysely, Transaction } from 'kysely'
-import { badRequest, gone, notFound } from '../core/errors.js'
+import { badRequest, gone, notFound } from '../lib/errors.js'
 import { LOG_OFFSET_MAX, LOG_TAIL_MAX, LOG_WINDOW_MAX, type JobLog } from '../schemas/data.js'
 import type { Database } from './schema.js'
 

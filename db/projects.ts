@@ -1,7 +1,8 @@
 // Project questions: which projects a token's owner may reach, and one project with the owner's role in it.
 import type { Kysely } from 'kysely'
-import { decodeCursor, encodeCursor, UUID } from '../core/cursor.js'
-import { notFound } from '../core/errors.js'
+import { decodeCursor, encodeCursor } from '../lib/cursor.js'
+import { UUID } from '../lib/ids.js'
+import { notFound } from '../lib/errors.js'
 import type { Project, ProjectPage } from '../schemas/data.js'
 import type { Database, EnabledProjects, ProjectType, UserRole } from './schema.js'
 

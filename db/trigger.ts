@@ -1,7 +1,7 @@
 // Starts a build exactly as InfraBox's own trigger does: the build row plus its queued "Create Jobs" job, in one locked transaction.
 import { randomUUID } from 'node:crypto'
 import { sql, type Kysely, type Transaction } from 'kysely'
-import { badRequest, conflict, unprocessable } from '../core/errors.js'
+import { badRequest, conflict, unprocessable } from '../lib/errors.js'
 import type { TriggerBody, TriggerResult } from '../schemas/data.js'
 import type { Database, ProjectType } from './schema.js'
 

@@ -1,7 +1,8 @@
 // The native MCP endpoint (SPEC §7): POST at the chain's prefix root, bridged to the SDK's stateless handler without hijacking the reply.
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { createMcpHandler } from '@modelcontextprotocol/server'
-import { errorBody } from '../plugins/errors.js'
+import { errorBody } from '../lib/errors.js'
+import { restUrlFor } from '../core/links.js'
 import { LISTEN_REFUSAL, MCP_REQUEST_ACTION, McpExchange, readMessage } from './exchange.js'
 import { CallScope, createRequestServer, TOOLS_BY_NAME } from './server.js'
 import type { ToolCaller } from './tools.js'
@@ -31,11 +32,11 @@ const jsonRpcError = (code: number, message: string, id: string | number | null 
 
 /**
  * Register inside the chain (gateway.ts), after the origin guard, auth and the audit context apply. The
- * route has no `config.rateLimit`: each tool call spends its own bucket inside the tool.
+ * route has no bucket in `config.mcp`: each tool call spends its own bucket inside the tool.
  */
 export async function mcpEndpoint (fastify: FastifyInstance): Promise<void> {
-  const services = fastify.mcp
-  const prefix = fastify.prefix
+  const services = fastify.mcpGateway
+  const prefix = fastify.mcpPrefix
   // One handler per gateway; it builds a new McpServer per request (a stateless instance serves one exchange).
   const mcp = createMcpHandler(createRequestServer, {
     legacy: 'stateless',
@@ -55,10 +56,10 @@ export async function mcpEndpoint (fastify: FastifyInstance): Promise<void> {
       operationId: 'mcp',
       security: [{ mcpToken: [] }]
     },
-    config: { action: MCP_REQUEST_ACTION, mcpEndpoint: true }
+    config: { mcp: { action: MCP_REQUEST_ACTION, endpoint: true } }
   }, async (request, reply) => {
     // This request's row is written by its exchange: named after the tool it calls, with the tool's outcome.
-    request.audit.skip = true
+    request.mcpAudit.skip = true
     const exchange = new McpExchange(services, request, reply, readMessage(request.body, TOOLS_BY_NAME))
     exchanges.set(request, exchange)
     const disconnected = new AbortController()
@@ -77,8 +78,7 @@ export async function mcpEndpoint (fastify: FastifyInstance): Promise<void> {
       return await reply.code(404).send(jsonRpcError(-32601, LISTEN_REFUSAL, exchange.message.id))
     }
 
-    const origin = `${request.protocol}://${request.host}`
-    const caller: ToolCaller = { services, principal: request.principal, log: request.log, restUrl: (path) => `${origin}${prefix}${path}` }
+    const caller: ToolCaller = { services, principal: request.mcpPrincipal, log: request.log, restUrl: restUrlFor(request, prefix) }
     const scope = new CallScope(caller, exchange)
     const response = await mcp.fetch(webRequestOf(request, disconnected.signal), { authInfo: scope.authInfo(), parsedBody: request.body })
     // Fastify 5 sends a WHATWG Response (status, headers, streamed body) through its normal pipeline: onSend/onResponse still run.
@@ -89,7 +89,7 @@ export async function mcpEndpoint (fastify: FastifyInstance): Promise<void> {
     method: ['GET', 'DELETE'],
     url: '/',
     schema: { hide: true },
-    config: { action: MCP_REQUEST_ACTION, mcpEndpoint: true },
+    config: { mcp: { action: MCP_REQUEST_ACTION, endpoint: true } },
     handler: async (_request, reply) => await reply.code(405).header('allow', 'POST').send(errorBody(405, 'MCP_METHOD_NOT_ALLOWED',
       'this MCP endpoint is stateless: POST one JSON-RPC message per request; there is no event stream to GET and no session to DELETE'))
   })

@@ -2,7 +2,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Json } from '../db/schema.js'
 import type { GatewayServices } from '../core/services.js'
-import { recordAuditEntry } from '../plugins/audit.js'
+import { recordAuditEntry } from '../core/audit.js'
 import type { McpTool, ToolOutcome } from './tools.js'
 
 /** The audit action of every MCP request that is not a call of one of our tools (initialize, tools/list, …). */
@@ -123,8 +123,8 @@ export class McpExchange {
     recordAuditEntry(services, request, reply, {
       action,
       statusCode,
-      tokenId: request.audit.tokenId,
-      userId: request.audit.userId,
+      tokenId: request.mcpAudit.tokenId,
+      userId: request.mcpAudit.userId,
       projectId: this.outcome?.projectId ?? null,
       details,
       error: error === null ? null : error.slice(0, 1000),

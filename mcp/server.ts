@@ -1,30 +1,12 @@
 // The MCP server of one request: the tool catalogue registered on a fresh McpServer, bound to the request's caller and exchange.
 import { McpServer, type AuthInfo, type CallToolResult, type McpRequestContext, type StandardSchemaWithJSON } from '@modelcontextprotocol/server'
 import type { TObject } from '@fastify/type-provider-typebox'
-import {
-  getBuildOp, getJobLogOp, getJobOp, getProjectOp, listArtifactsOp, listBuildsOp, listJobsOp, listProjectsOp, listTestRunsOp, triggerBuildOp
-} from '../core/operations.js'
-import { getArtifactTool } from './artifact.js'
+import { OPERATIONS } from '../core/operations/index.js'
 import type { McpExchange } from './exchange.js'
 import { operationTool, type McpTool, type ToolCaller } from './tools.js'
 
-/**
- * SPEC §7's tools in its order. Listed one by one because each operation has its own schema types (a map
- * over OPERATIONS would erase them); test/mcp/sdk-clients.test.ts checks that this list covers OPERATIONS.
- */
-export const TOOLS: readonly McpTool[] = [
-  operationTool(listProjectsOp),
-  operationTool(getProjectOp),
-  operationTool(listBuildsOp),
-  operationTool(getBuildOp),
-  operationTool(listJobsOp),
-  operationTool(getJobOp),
-  operationTool(listTestRunsOp),
-  operationTool(getJobLogOp),
-  operationTool(listArtifactsOp),
-  getArtifactTool,
-  operationTool(triggerBuildOp)
-]
+/** One tool per operation, in OPERATIONS' order. */
+export const TOOLS: readonly McpTool[] = OPERATIONS.map(operationTool)
 export const TOOLS_BY_NAME: ReadonlyMap<string, McpTool> = new Map(TOOLS.map(tool => [tool.name, tool]))
 
 export const SERVER_INFO = { name: 'infrabox-mcp-gateway', title: 'InfraBox', version: '1.0.0' }

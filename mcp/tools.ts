@@ -1,21 +1,14 @@
-// The MCP tools: every operation of core/operations.ts plus get_artifact, with their schemas and the checked call behind each.
-import { Type, type Static, type TObject, type TProperties } from '@fastify/type-provider-typebox'
+// The MCP tools: each operation of core/operations/ as a tool, with its schemas and the checked call behind it.
+import { Type, type TObject, type TProperties } from '@fastify/type-provider-typebox'
 import { Compile } from 'typebox/compile'
 import type { TLocalizedValidationError } from 'typebox/error'
 import type { CallToolResult, ContentBlock } from '@modelcontextprotocol/server'
 import type { FastifyBaseLogger } from 'fastify'
 import { authorizeProject, authorizeTrigger, type Principal, type ProjectGrant } from '../core/access.js'
 import { spendBudget } from '../core/budget.js'
-import { badRequest, GatewayError } from '../core/errors.js'
-import { type Operation, type OperationContext, type ToolAnnotations } from '../core/operations.js'
-import type { BucketLimits, GatewayServices } from '../core/services.js'
-import { isDatabaseUnavailable } from '../plugins/errors.js'
-
-/** What a tool's work sees: the operation context plus what only MCP answers need. */
-export interface ToolContext extends OperationContext {
-  /** absolute URL of a REST route below the gateway's prefix (`path` starts with '/') */
-  restUrl: (path: string) => string
-}
+import { badRequest, GatewayError, isDatabaseUnavailable } from '../lib/errors.js'
+import type { AnyOperation, ToolAnnotations } from '../core/operations/index.js'
+import type { GatewayServices } from '../core/services.js'
 
 /** Who is calling and where to log: the per-request part of a tool call. */
 export interface ToolCaller {
@@ -23,28 +16,6 @@ export interface ToolCaller {
   principal: Principal
   log: FastifyBaseLogger
   restUrl: (path: string) => string
-}
-
-/** The structured answer of a tool and, when plain JSON text is not enough, its content blocks. */
-export interface ToolAnswer<T> {
-  structured: T
-  /** default: the structured answer as JSON text (SPEC §7: structuredContent plus the same JSON as text) */
-  content?: ContentBlock[]
-}
-
-/** A tool written against typed arguments: an operation's fields with a `run` that answers MCP-shaped. */
-export interface ToolSpec<P extends TObject, I extends TObject, O extends TObject> {
-  name: string
-  title: string
-  description: string
-  bucket: string
-  rpm: keyof BucketLimits
-  params: P
-  input: I
-  output: O
-  trigger: boolean
-  annotations: ToolAnnotations
-  run: (ctx: ToolContext, args: Static<P> & Static<I>) => Promise<ToolAnswer<Static<O>>>
 }
 
 /** How a call ended, for the tool result and for its audit row. */
@@ -63,6 +34,8 @@ export interface McpTool {
   title: string
   description: string
   annotations: ToolAnnotations
+  /** changes builds: needs the token's allow_trigger */
+  trigger: boolean
   /** what tools/list shows: path params and query/body in one object; fields with a default are optional */
   inputSchema: TObject
   outputSchema: TObject
@@ -120,17 +93,18 @@ function failure (err: unknown, tool: string, caller: ToolCaller): Omit<ToolOutc
 const errorResult = (text: string): CallToolResult => ({ isError: true, content: [{ type: 'text', text }] })
 
 /**
- * Erases a spec's types behind the checks its REST twin makes, in the chain's order (SPEC §4): budget
- * (spent even when the arguments turn out invalid, as REST's rate limit runs before validation), arguments
- * (defaults, REST-like coercion, schema), project access, trigger access, then the work.
+ * An operation as a tool, behind the checks its REST twin makes, in the chain's order (SPEC §4): budget (spent
+ * even when the arguments turn out invalid, as REST's rate limit runs before validation), arguments (defaults,
+ * REST-like coercion, schema), project access, trigger access, then the work. Its JSON answer is the structured
+ * content and, as text, its twin (SPEC §7).
  */
-export function defineTool<P extends TObject, I extends TObject, O extends TObject> (spec: ToolSpec<P, I, O>): McpTool {
-  const paramsCheck = Compile(spec.params)
-  const inputCheck = Compile(spec.input)
-  const paramKeys = new Set(Object.keys(spec.params.properties))
+export function operationTool (op: AnyOperation): McpTool {
+  const paramsCheck = Compile(op.params)
+  const inputCheck = Compile(op.input)
+  const paramKeys = new Set(Object.keys(op.params.properties))
 
-  function parseArguments (raw: unknown): Static<P> & Static<I> {
-    if (raw !== undefined && !isRecord(raw)) throw badRequest(`invalid arguments for ${spec.name}: arguments must be an object`)
+  function parseArguments (raw: unknown): Record<string, unknown> {
+    if (raw !== undefined && !isRecord(raw)) throw badRequest(`invalid arguments for ${op.name}: arguments must be an object`)
     // Split like a URL does: path params, then the query string or body, each checked by its own schema.
     const params: Record<string, unknown> = {}
     const input: Record<string, unknown> = {}
@@ -138,61 +112,44 @@ export function defineTool<P extends TObject, I extends TObject, O extends TObje
     const converted = inputCheck.Convert(inputCheck.Default(input))
     if (paramsCheck.Check(params) && inputCheck.Check(converted)) return { ...params, ...converted }
     const message = describeErrors([...paramsCheck.Errors(params), ...inputCheck.Errors(converted)])
-    throw badRequest(`invalid arguments for ${spec.name}: ${message}`)
+    throw badRequest(`invalid arguments for ${op.name}: ${message}`)
   }
 
   return {
-    name: spec.name,
-    title: spec.title,
-    description: spec.description,
-    annotations: spec.annotations,
-    inputSchema: argumentsSchema(spec.params, spec.input),
-    outputSchema: spec.output,
+    name: op.name,
+    title: op.title,
+    description: op.description,
+    annotations: op.annotations,
+    trigger: op.trigger,
+    inputSchema: argumentsSchema(op.params, op.input),
+    outputSchema: op.output,
     call: async (caller, raw) => {
       let projectId: string | null = null
       try {
-        await spendBudget(caller.services, caller.principal.userId, { bucket: spec.bucket, rpm: spec.rpm })
+        await spendBudget(caller.services, caller.principal.userId, { bucket: op.bucket, rpm: op.rpm, failClosed: op.failClosed })
         const args = parseArguments(raw)
-        const named = isRecord(args) ? args['projectId'] : undefined
+        const named = args['projectId']
         let project: ProjectGrant | null = null
         if (typeof named === 'string') {
           projectId = named.toLowerCase()
           project = await authorizeProject(caller.services, caller.principal, named)
         }
-        if (spec.trigger) {
-          if (project === null) throw new Error(`${spec.name} starts builds but names no project`)
+        if (op.trigger) {
+          if (project === null) throw new Error(`${op.name} changes builds but names no project`)
           authorizeTrigger(caller.principal, project)
         }
-        const answer = await spec.run({ services: caller.services, principal: caller.principal, project, restUrl: caller.restUrl }, args)
-        const structured = answer.structured
-        if (!isRecord(structured)) throw new Error(`${spec.name} answered something other than an object`)
+        const ctx = { services: caller.services, principal: caller.principal, project, restUrl: caller.restUrl }
+        const structured = await op.run(ctx, args)
         const text: ContentBlock = { type: 'text', text: JSON.stringify(structured) }
         return {
-          statusCode: spec.trigger ? 201 : 200,
+          statusCode: op.successStatus,
           error: null,
           projectId,
-          result: { structuredContent: structured, content: answer.content ?? [text] }
+          result: { structuredContent: structured, content: [text, ...(op.toolContent?.(structured) ?? [])] }
         }
       } catch (err) {
-        return { ...failure(err, spec.name, caller), projectId }
+        return { ...failure(err, op.name, caller), projectId }
       }
     }
   }
-}
-
-/** An operation as a tool: its JSON result is the structured answer. */
-export function operationTool<P extends TObject, I extends TObject, O extends TObject> (op: Operation<P, I, O>): McpTool {
-  return defineTool({
-    name: op.name,
-    title: op.title,
-    description: op.description,
-    bucket: op.bucket,
-    rpm: op.rpm,
-    params: op.params,
-    input: op.input,
-    output: op.output,
-    trigger: op.trigger,
-    annotations: op.annotations,
-    run: async (ctx, args) => ({ structured: await op.run(ctx, args) })
-  })
 }

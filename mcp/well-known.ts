@@ -1,6 +1,6 @@
 // The OAuth discovery paths at the server root answer 404: the gateway is no OAuth server, so clients must not start a login flow.
 import type { FastifyInstance, FastifyReply } from 'fastify'
-import { errorBody } from '../plugins/errors.js'
+import { errorBody } from '../lib/errors.js'
 
 /** RFC 9728 (protected resource) and RFC 8414 (authorization server) documents, bare and path-suffixed. */
 const DISCOVERY_DOCUMENTS = ['oauth-protected-resource', 'oauth-authorization-server']

@@ -1,110 +1,33 @@
 // The audit step: every request in the scope leaves one mcp_access_log row, written off the request path.
 import fp from 'fastify-plugin'
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import type { AuditOutcome, Json } from '../db/schema.js'
-import type { BucketLimits, GatewayServices } from '../core/services.js'
-import { redactTokens, TOKEN_ID_SHAPE } from '../core/token.js'
-
-/** What the chain learns about a request as it passes, for its audit row. */
-export interface AuditContext {
-  tokenId: string | null
-  userId: string | null
-  projectId: string | null
-  details: Json | null
-  error: string | null
-  via: 'rest' | 'mcp'
-  /** set when one HTTP request stands for several audited calls (MCP) or none */
-  skip: boolean
-}
+import type { FastifyInstance } from 'fastify'
+import { newAuditContext, recordAudit, type AuditContext } from '../core/audit.js'
+import { TOKEN_ID_SHAPE } from '../core/token.js'
+import '../core/route-config.js'
 
 declare module 'fastify' {
-  interface FastifyContextConfig {
-    /** audit action, and the MCP tool twin's name (SPEC §5) */
-    action?: string
-    /** rate-limit budget of the route: bucket name and its rpm (a BucketLimits key or a number) */
-    rateLimit?: { bucket: string, rpm: keyof BucketLimits | number, failClosed?: boolean }
-    /** false: not audited (reads of the token admin) */
-    audit?: boolean
-    /** route belongs to the token-authenticated MCP namespace */
-    mcpChain?: boolean
-  }
   interface FastifyRequest {
-    audit: AuditContext
+    /** what the chain learned about this request, for its audit row */
+    mcpAudit: AuditContext
   }
 }
-
-export function outcomeOf (statusCode: number): AuditOutcome {
-  if (statusCode < 400) return 'success'
-  switch (statusCode) {
-    case 401: return 'unauthorized'
-    case 403: return 'forbidden'
-    case 429: return 'rate_limited'
-    case 404: case 410: return 'not_found'
-    case 400: case 405: case 406: case 408: case 413: case 414: case 415: case 422: case 431: return 'bad_request'
-    default: return 'failure'
-  }
-}
-
-/** The address to record: Fastify's `request.ip` honours TRUST_PROXY. */
-const ipOf = (request: FastifyRequest): string => request.ip.slice(0, 64)
-
-/** What one audited call adds to the request's own facts (method, path, ip, request id, timing). */
-export interface AuditEntry extends Omit<AuditContext, 'skip'> {
-  action: string
-  statusCode: number
-  /** the client's address when it was read earlier (a closed socket no longer knows its peer) */
-  ip?: string
-}
-
-/** Builds the row of one finished call and hands it to the writer (synchronous, cannot fail); counts it. */
-export function recordAuditEntry (services: GatewayServices, request: FastifyRequest, reply: FastifyReply, e: AuditEntry): void {
-  const outcome = outcomeOf(e.statusCode)
-  services.audit.record({
-    token_id: e.tokenId,
-    user_id: e.userId,
-    action: e.action,
-    outcome,
-    details: e.details,
-    error: e.error,
-    ip: e.ip ?? ipOf(request),
-    accessed_at: new Date(Date.now() - reply.elapsedTime),
-    project_id: e.projectId,
-    status_code: e.statusCode,
-    duration_ms: Math.round(reply.elapsedTime * 1000) / 1000,
-    method: request.method,
-    path: redactTokens(request.url.split('?')[0] ?? '').slice(0, 2048),
-    request_id: String(request.id),
-    via: e.via
-  })
-  services.metrics.observeCall(e.action, outcome, e.via, reply.elapsedTime / 1000)
-}
-
-/** The row of a request that is one call: its HTTP status and what the chain learned on the way. */
-export function recordAudit (services: GatewayServices, request: FastifyRequest, reply: FastifyReply, action: string, a: AuditContext = request.audit): void {
-  recordAuditEntry(services, request, reply, {
-    action, statusCode: reply.statusCode, tokenId: a.tokenId, userId: a.userId, projectId: a.projectId, details: a.details, error: a.error, via: a.via
-  })
-}
-
-export const newAuditContext = (): AuditContext =>
-  ({ tokenId: null, userId: null, projectId: null, details: null, error: null, via: 'rest', skip: false })
 
 /** Wrapped with fastify-plugin so its hooks belong to the scope that registers it. */
 export default fp(async function auditStep (fastify: FastifyInstance, opts: { fallbackAction: string }) {
-  fastify.decorateRequest('audit', null as unknown as AuditContext)
+  fastify.decorateRequest('mcpAudit', null as unknown as AuditContext)
   fastify.addHook('onRequest', async (request) => {
-    request.audit = newAuditContext()
+    request.mcpAudit = newAuditContext()
     // A change aimed at a token (PATCH/DELETE /tokens/:tokenId...) is in that token's trail even when it is refused
     // before its handler runs (a malformed body, 413, 415).
     const tokenId = (request.params as { tokenId?: unknown } | undefined)?.tokenId
-    if (typeof tokenId === 'string' && TOKEN_ID_SHAPE.test(tokenId)) request.audit.tokenId = tokenId
+    if (typeof tokenId === 'string' && TOKEN_ID_SHAPE.test(tokenId)) request.mcpAudit.tokenId = tokenId
   })
   fastify.addHook('onError', async (request, _reply, error) => {
-    request.audit.error = error.message.slice(0, 1000)
+    request.mcpAudit.error = error.message.slice(0, 1000)
   })
   fastify.addHook('onResponse', async (request, reply) => {
-    const config = request.routeOptions.config
-    if (request.audit.skip || config.audit === false) return
-    recordAudit(fastify.mcp, request, reply, config.action ?? opts.fallbackAction)
+    const config = request.routeOptions.config.mcp
+    if (request.mcpAudit.skip || config?.audit === false) return
+    recordAudit(fastify.mcpGateway, request, reply, config?.action ?? opts.fallbackAction, request.mcpAudit)
   })
-}, { name: 'mcp-audit-step' })
+}, { name: 'mcp-audit-step', decorators: { fastify: ['mcpGateway'] } })

@@ -1,33 +1,8 @@
 // One error handler and one not-found handler: every failure leaves as {statusCode, code, error, message}.
 import type { Socket } from 'node:net'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { GatewayError, REASON } from '../core/errors.js'
+import { errorBody, GatewayError, isClientDataError, isDatabaseUnavailable, REASON } from '../lib/errors.js'
 import { redactTokens } from '../core/token.js'
-
-export interface ErrorBody { statusCode: number, code: string, error: string, message: string }
-
-export const errorBody = (statusCode: number, code: string, message: string): ErrorBody =>
-  ({ statusCode, code, error: REASON[statusCode] ?? 'Error', message })
-
-const PG_UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', '57P01', '57P02', '57P03', '53300', '08000', '08001', '08003', '08004', '08006', '57014'])
-
-/** A database that is down, restarting, cut off or too slow — a 503 to retry, not a 500. */
-export function isDatabaseUnavailable (err: unknown): boolean {
-  if (typeof err !== 'object' || err === null) return false
-  const { code, message } = err as { code?: unknown, message?: unknown }
-  if (typeof code === 'string' && PG_UNAVAILABLE_CODES.has(code)) return true
-  return typeof message === 'string' && /Connection terminated|timeout exceeded when trying to connect|connection timeout|Client has encountered a connection error|not queryable/i.test(message)
-}
-
-// PostgreSQL refusing a value a client sent: NUL in text (22021), \u0000 in jsonb (22P05), an unpaired surrogate in
-// jsonb or another malformed literal (22P02). The schemas refuse these first; this keeps any path they miss a 400.
-const PG_CLIENT_DATA_CODES = new Set(['22021', '22P05', '22P02'])
-
-export function isClientDataError (err: unknown): boolean {
-  if (typeof err !== 'object' || err === null) return false
-  const { code, severity } = err as { code?: unknown, severity?: unknown }
-  return typeof code === 'string' && PG_CLIENT_DATA_CODES.has(code) && typeof severity === 'string'
-}
 
 export function errorHandler (err: FastifyError | GatewayError | Error, request: FastifyRequest, reply: FastifyReply): void {
   if (err instanceof GatewayError) {

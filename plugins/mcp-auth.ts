@@ -5,23 +5,24 @@ import { authenticate, invalidToken, type PrefetchedProject, type Principal } fr
 
 declare module 'fastify' {
   interface FastifyRequest {
-    principal: Principal
+    /** who the MCP token speaks for */
+    mcpPrincipal: Principal
     /** the project named in the URL, fetched with the token (see core/access.ts) */
-    prefetchedProject: PrefetchedProject
+    mcpPrefetchedProject: PrefetchedProject
   }
 }
 
 export default fp(async function mcpAuth (fastify: FastifyInstance) {
-  fastify.decorateRequest('principal', null as unknown as Principal)
-  fastify.decorateRequest('prefetchedProject', undefined)
+  fastify.decorateRequest('mcpPrincipal', null as unknown as Principal)
+  fastify.decorateRequest('mcpPrefetchedProject', undefined)
   fastify.addHook('onRequest', async (request) => {
     const projectId = (request.params as { projectId?: unknown } | undefined)?.projectId
-    const auth = await authenticate(fastify.mcp, request.headers.authorization, typeof projectId === 'string' ? projectId : null)
-    request.audit.tokenId = auth.presentedTokenId
+    const auth = await authenticate(fastify.mcpGateway, request.headers.authorization, typeof projectId === 'string' ? projectId : null)
+    request.mcpAudit.tokenId = auth.presentedTokenId
     if (auth.principal === null || auth.row === null) throw invalidToken(auth.credentialSent)
-    request.principal = auth.principal
-    request.prefetchedProject = auth.project
-    request.audit.userId = auth.principal.userId
-    fastify.mcp.usage.touch(auth.row)
+    request.mcpPrincipal = auth.principal
+    request.mcpPrefetchedProject = auth.project
+    request.mcpAudit.userId = auth.principal.userId
+    fastify.mcpGateway.usage.touch(auth.row)
   })
-}, { name: 'mcp-auth' })
+}, { name: 'mcp-auth', dependencies: ['mcp-audit-step'] })

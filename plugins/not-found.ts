@@ -2,7 +2,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { GatewayServices } from '../core/services.js'
 import { credentialFrom, isWellFormedToken, tokenIdOf } from '../core/token.js'
-import { newAuditContext, recordAudit } from './audit.js'
+import { newAuditContext, recordAudit } from '../core/audit.js'
 import { notFoundHandler } from './errors.js'
 import { inMcpNamespace } from './token-guard.js'
 

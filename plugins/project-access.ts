@@ -4,28 +4,25 @@ import type { FastifyInstance } from 'fastify'
 import { authorizeProject, authorizeTrigger, type ProjectGrant } from '../core/access.js'
 
 declare module 'fastify' {
-  interface FastifyContextConfig {
-    /** the route starts builds: the token needs allow_trigger */
-    trigger?: boolean
-  }
   interface FastifyRequest {
-    project: ProjectGrant
+    /** the project the URL names, once the token may reach it */
+    mcpProject: ProjectGrant
   }
 }
 
 export const projectAccess = fp(async function projectAccess (fastify: FastifyInstance) {
-  fastify.decorateRequest('project', null as unknown as ProjectGrant)
+  fastify.decorateRequest('mcpProject', null as unknown as ProjectGrant)
   fastify.addHook('preHandler', async (request) => {
     const projectId = (request.params as { projectId?: string } | undefined)?.projectId
     if (projectId === undefined) return
-    request.audit.projectId = projectId.toLowerCase()
-    request.project = await authorizeProject(fastify.mcp, request.principal, projectId, request.prefetchedProject)
+    request.mcpAudit.projectId = projectId.toLowerCase()
+    request.mcpProject = await authorizeProject(fastify.mcpGateway, request.mcpPrincipal, projectId, request.mcpPrefetchedProject)
   })
 }, { name: 'mcp-project-access', dependencies: ['mcp-auth'] })
 
 export const triggerAccess = fp(async function triggerAccess (fastify: FastifyInstance) {
   fastify.addHook('preHandler', async (request) => {
-    if (request.routeOptions.config.trigger !== true) return
-    authorizeTrigger(request.principal, request.project)
+    if (request.routeOptions.config.mcp?.trigger !== true) return
+    authorizeTrigger(request.mcpPrincipal, request.mcpProject)
   })
 }, { name: 'mcp-trigger-access', dependencies: ['mcp-project-access'] })

@@ -5,9 +5,9 @@ import { spendBudget } from '../core/budget.js'
 
 export default fp(async function rateLimit (fastify: FastifyInstance) {
   fastify.addHook('onRequest', async (request, reply) => {
-    const rule = request.routeOptions.config.rateLimit
-    if (rule === undefined) return // e.g. the MCP endpoint: each tool call spends its own bucket
-    const { headers } = await spendBudget(fastify.mcp, request.principal.userId, rule)
+    const { bucket, rpm, failClosed } = request.routeOptions.config.mcp ?? {}
+    if (bucket === undefined || rpm === undefined) return // e.g. the MCP endpoint: each tool call spends its own bucket
+    const { headers } = await spendBudget(fastify.mcpGateway, request.mcpPrincipal.userId, { bucket, rpm, failClosed })
     void reply.headers(headers)
   })
 }, { name: 'mcp-rate-limit', dependencies: ['mcp-auth'] })

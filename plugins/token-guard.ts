@@ -5,8 +5,8 @@ import type { Server } from 'node:http'
 import { carriesMcpCredential, credentialFrom, isWellFormedToken, tokenIdOf } from '../core/token.js'
 import type { GatewayServices } from '../core/services.js'
 import { cookieValue } from '../core/session.js'
-import { errorBody } from './errors.js'
-import { newAuditContext, recordAudit } from './audit.js'
+import { errorBody } from '../lib/errors.js'
+import { newAuditContext, recordAudit } from '../core/audit.js'
 
 export interface TokenGuardOptions {
   /** where the gateway is mounted; default /api/v1/mcp */
@@ -45,7 +45,7 @@ export const mcpTokenGuard = fp(async function tokenGuard (fastify: FastifyInsta
   fastify.addHook('onRequest', async (request, reply) => {
     if (!carriesMcpCredential(request.headers.authorization, request.headers.cookie)) return
     // A matched route of the chain is inside by construction; otherwise judge the (decoded) path.
-    if (request.routeOptions.config.mcpChain === true) return
+    if (request.routeOptions.config.mcp?.chain === true) return
     if (request.routeOptions.url === undefined && inMcpNamespace(decodedPath(request.url), prefix)) return
     const message = 'MCP tokens are only accepted under ' + prefix + ' (not on the token administration or any other route)'
     await reply.code(403).send(errorBody(403, 'MCP_FORBIDDEN_PATH', message))

@@ -206,6 +206,15 @@ export const ArtifactDownloadQuery = Type.Object({
 }, { additionalProperties: false, description: 'Which artifact to download.' })
 export type ArtifactDownloadQuery = Static<typeof ArtifactDownloadQuery>
 
+export const ArtifactContent = Type.Object({
+  filename: Type.String(),
+  size: Type.Union([Type.Integer({ minimum: 0 }), Type.Null()], { description: 'bytes; null when neither the store nor the job recorded it' }),
+  content_type: Type.String({ description: 'media type from the file name, e.g. text/plain; charset=utf-8' }),
+  download_url: Type.String({ format: 'uri', description: 'the REST download of this file; send the same Authorization header' }),
+  text: Type.Optional(Type.String({ description: 'the whole file as UTF-8 text; present only for small text files (at most 256 KiB)' }))
+}, { additionalProperties: false, description: 'One artifact of a job: inline when it is small text, else a link to download it.' })
+export type ArtifactContent = Static<typeof ArtifactContent>
+
 // ---------------------------------------------------------------- trigger
 
 /** Environment variable names as POSIX shells accept them. */

@@ -15,7 +15,7 @@ t.test('healthz and readyz', async t => {
 
 t.test('metrics in Prometheus format with the contract\'s names', async t => {
   await app.inject({ method: 'GET', url: '/api/v1/mcp/projects' }) // a 401, counted
-  await app.mcp.audit.flush()
+  await app.mcpGateway.audit.flush()
   const res = await app.inject('/metrics')
   t.equal(res.statusCode, 200)
   t.match(res.headers['content-type'], /text\/plain/)

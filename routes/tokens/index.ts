@@ -13,9 +13,9 @@ const tokens: FastifyPluginAsyncTypebox = async (fastify) => {
       querystring: ListTokensQuery,
       response: { 200: Type.Array(TokenView), 401: ErrorBody }
     },
-    config: { action: 'list_mcp_tokens', audit: false }
+    config: { mcp: { action: 'list_mcp_tokens', audit: false } }
   }, async (request) => {
-    return await listTokenViews(fastify.mcp.db, request.sessionUser.id, request.query.include === 'revoked')
+    return await listTokenViews(fastify.mcpGateway.db, request.mcpSessionUser.id, request.query.include === 'revoked')
   })
 
   fastify.post('/', {
@@ -25,11 +25,11 @@ const tokens: FastifyPluginAsyncTypebox = async (fastify) => {
       body: CreateTokenBody,
       response: { 201: CreatedToken, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 409: ErrorBody }
     },
-    config: { action: 'create_mcp_token' }
+    config: { mcp: { action: 'create_mcp_token' } }
   }, async (request, reply) => {
-    const created = await createToken(fastify.mcp.db, fastify.mcp.tokenPolicy, request.sessionUser.id, request.body)
-    request.audit.tokenId = created.token_id
-    request.audit.details = { name: created.name, enabled_projects: created.enabled_projects, allow_trigger: created.allow_trigger, expires_at: created.expires_at }
+    const created = await createToken(fastify.mcpGateway.db, fastify.mcpGateway.tokenPolicy, request.mcpSessionUser.id, request.body)
+    request.mcpAudit.tokenId = created.token_id
+    request.mcpAudit.details = { name: created.name, enabled_projects: created.enabled_projects, allow_trigger: created.allow_trigger, expires_at: created.expires_at }
     return await reply.code(201).header('cache-control', 'no-store').send(created)
   })
 }

@@ -206,7 +206,7 @@ t.test('the lookups run on connections of their own: the request pool holds no n
 t.test('last_used_at writes share the auth pool, not the request pool', async t => {
   // An UPDATE on a request-pool connection made its later handler queries dearer (docs/performance.md), so the
   // token bookkeeping runs where the lookups run.
-  const services = app.mcp as unknown as { db: unknown, usage: { db: unknown }, tokenLookups: { db: unknown } }
+  const services = app.mcpGateway as unknown as { db: unknown, usage: { db: unknown }, tokenLookups: { db: unknown } }
   t.equal(services.usage.db, services.tokenLookups.db, 'one pool for lookups and last_used_at')
   t.not(services.usage.db, services.db, 'and it is not the request pool')
 })

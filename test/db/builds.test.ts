@@ -2,7 +2,7 @@
 import { randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
 import t from 'tap'
-import { encodeCursor } from '../../core/cursor.js'
+import { encodeCursor } from '../../lib/cursor.js'
 import { getBuild, listBuilds, type ListBuildsOptions } from '../../db/builds.js'
 import { FIXTURE, seedFixture } from '../../db/seed.js'
 import type { BuildStatus, BuildSummary } from '../../schemas/data.js'

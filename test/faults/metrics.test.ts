@@ -28,7 +28,7 @@ const { projects: P } = FIXTURE
 const userId = await addUser(db, [P.github])
 const jwt = await session(userId)
 const token = (await createToken(app, jwt, { name: 'metrics' })).token
-await app.mcp.audit.flush()
+await app.mcpGateway.audit.flush()
 
 // ---- a second app whose PostgreSQL is behind a proxy, for the overflow under a real outage
 
@@ -99,14 +99,14 @@ t.test('each refusal moves its reason and its action/outcome pair by exactly one
 })
 
 t.test('audit buffer depth, rows written, rows dropped', async t => {
-  await app.mcp.audit.flush()
+  await app.mcpGateway.audit.flush()
   const m0 = await scrape()
   t.equal(metricIn(m0, 'mcp_audit_buffer_depth'), 0, 'empty after a flush')
   for (let i = 0; i < 7; i++) await app.inject({ url: `${API}/projects`, headers: { authorization: 'Bearer x' } })
   const m1 = await scrape()
   t.equal(metricIn(m1, 'mcp_audit_buffer_depth'), 7, 'depth counts the rows waiting')
   t.equal(metricIn(m1, 'mcp_audit_rows_written_total') - metricIn(m0, 'mcp_audit_rows_written_total'), 0, 'nothing written yet')
-  await app.mcp.audit.flush()
+  await app.mcpGateway.audit.flush()
   const m2 = await scrape()
   t.equal(metricIn(m2, 'mcp_audit_buffer_depth'), 0, 'depth back to 0')
   t.equal(metricIn(m2, 'mcp_audit_rows_written_total') - metricIn(m1, 'mcp_audit_rows_written_total'), 7, 'written rose by 7')
@@ -115,7 +115,7 @@ t.test('audit buffer depth, rows written, rows dropped', async t => {
   const m3 = await scrape()
   t.equal(metricIn(m3, 'mcp_audit_buffer_depth'), BUFFER_MAX, 'depth stops at AUDIT_BUFFER_MAX')
   t.equal(metricIn(m3, 'mcp_audit_rows_dropped_total') - metricIn(m2, 'mcp_audit_rows_dropped_total'), 5, 'the 5 past it dropped and counted')
-  await app.mcp.audit.flush()
+  await app.mcpGateway.audit.flush()
   const m4 = await scrape()
   t.equal(metricIn(m4, 'mcp_audit_rows_written_total') - metricIn(m3, 'mcp_audit_rows_written_total'), BUFFER_MAX, `written rose by ${BUFFER_MAX}`)
   t.equal(metricIn(m4, 'mcp_audit_buffer_depth'), 0)
@@ -153,7 +153,7 @@ t.test('overflow past AUDIT_BUFFER_MAX while PostgreSQL is cut: counted, logged,
   t.match(full[0], { level: 40, bufferMax: BUFFER_MAX, dropped: 1 })
 
   proxy.heal()
-  t.ok(await eventually(async () => cutApp.mcp.audit.depth === 0 && await count() >= BUFFER_MAX, 15_000), 'the buffer drained after the heal')
+  t.ok(await eventually(async () => cutApp.mcpGateway.audit.depth === 0 && await count() >= BUFFER_MAX, 15_000), 'the buffer drained after the heal')
   const rows = await cutDb.selectFrom('mcp_access_log').select('request_id').execute()
   t.equal(rows.length, BUFFER_MAX, `exactly ${BUFFER_MAX} rows`)
   t.same(rows.map(r => r.request_id).sort(), ids.slice(0, BUFFER_MAX).sort(), 'the oldest rows were kept, the newest dropped')

@@ -140,7 +140,7 @@ t.test('a 10 s cut under load: 503 MCP_UNAVAILABLE with Retry-After, bounded, no
   const audited = [...samples, ...probes.filter(p => p.kind === 'admin_create')].filter(s => s.status !== 0)
   const rowsOf = async () => await db.selectFrom('mcp_access_log').select(['request_id', 'status_code']).where('request_id', 'in', audited.map(s => s.requestId)).execute()
   // the writer backs off up to 5 s between attempts: give it a few rounds
-  const landed = await eventually(async () => app.mcp.audit.depth === 0 && (await rowsOf()).length >= audited.length, 20_000)
+  const landed = await eventually(async () => app.mcpGateway.audit.depth === 0 && (await rowsOf()).length >= audited.length, 20_000)
   t.ok(landed, 'the buffered rows were written after the heal')
   const rows = await rowsOf()
   const byId = new Map<string, number[]>()
@@ -175,7 +175,7 @@ t.test('a batch whose INSERT committed but whose answer was lost is not written 
   // Warm the audit pool's connection (a new one could not be opened while answers are swallowed).
   const warm = await send(base, { path: `${API}/projects`, headers: { authorization: 'Bearer x' } })
   t.equal(warm.status, 401)
-  await app.mcp.audit.flush()
+  await app.mcpGateway.audit.flush()
   proxy.mode = 'swallow' // PostgreSQL gets every byte; the gateway hears nothing back
   const ids: string[] = []
   for (let i = 0; i < 5; i++) {
@@ -186,11 +186,11 @@ t.test('a batch whose INSERT committed but whose answer was lost is not written 
   const count = async (): Promise<number> => (await db.selectFrom('mcp_access_log').select('id').where('request_id', 'in', ids).execute()).length
   // The first batch (those recorded by the next tick) commits; the writer waits for an answer that never comes.
   t.ok(await eventually(async () => await count() > 0, 5000), 'an INSERT reached PostgreSQL and committed')
-  t.equal(app.mcp.audit.depth, ids.length, 'the writer still holds every row (it never heard back)')
+  t.equal(app.mcpGateway.audit.depth, ids.length, 'the writer still holds every row (it never heard back)')
   proxy.cut('reset') // the writer's connection dies without an answer: it must retry
   await sleep(200)
   proxy.heal()
-  t.ok(await eventually(async () => app.mcp.audit.depth === 0, 10_000), 'the writer retried and emptied its buffer')
+  t.ok(await eventually(async () => app.mcpGateway.audit.depth === 0, 10_000), 'the writer retried and emptied its buffer')
   t.equal(await count(), ids.length, 'each row once (the retry did not duplicate the batch)')
 })
 

@@ -27,16 +27,16 @@ const FAIL_OPEN_WARNING = 'rate limiter unavailable: failing open'
 const FAIL_CLOSED_URL = `${API}/test-only/fail-closed`
 
 /**
- * A route that opts into fail-closed, as a production route would (`config.rateLimit.failClosed`), mounted in a scope
+ * A route that opts into fail-closed, as a production route would (`config.mcp.failClosed`), mounted in a scope
  * of its own with the chain's real audit, auth and rate-limit plugins: no production route has to change for the test.
  */
 async function failClosedScope (fastify: FastifyInstance): Promise<void> {
   await fastify.register(async scope => {
-    scope.addHook('onRoute', route => { route.config = { ...route.config, mcpChain: true } })
+    scope.addHook('onRoute', route => { route.config = { ...route.config, mcp: { ...route.config?.mcp, chain: true } } })
     await scope.register(auditStep, { fallbackAction: 'fail_closed_probe' })
     await scope.register(mcpAuth)
     await scope.register(rateLimit)
-    scope.get('/fail-closed', { config: { action: 'fail_closed_probe', rateLimit: { bucket: 'fail_closed_probe', rpm: 1_000_000, failClosed: true } } }, async () => ({ ok: true }))
+    scope.get('/fail-closed', { config: { mcp: { action: 'fail_closed_probe', bucket: 'fail_closed_probe', rpm: 1_000_000, failClosed: true } } }, async () => ({ ok: true }))
   }, { prefix: `${API}/test-only` })
 }
 
@@ -203,7 +203,7 @@ t.test('kill, restart, freeze, thaw, kill, restart under load', async t => {
     t.ok(c.ms < worst || healthyFig.p99 > SATURATED_P99_MS, `as fast as a fail-open (${Math.round(c.ms)} ms)`)
   }
   t.equal(metricIn(after, 'mcp_ratelimit_fail_closed_total') - metricIn(before, 'mcp_ratelimit_fail_closed_total'), closedDuringFaults.length, 'mcp_ratelimit_fail_closed_total counts them')
-  await app.mcp.audit.flush()
+  await app.mcpGateway.audit.flush()
   const rows = await db.selectFrom('mcp_access_log').select(['request_id', 'status_code', 'action']).where('request_id', 'in', closedDuringFaults.map(c => c.requestId)).execute()
   t.same(rows.map(r => [r.action, r.status_code]), closedDuringFaults.map(() => ['fail_closed_probe', 503]), 'each refusal audited')
 

@@ -89,5 +89,5 @@ export async function deleteKeys (prefix: string): Promise<void> {
 
 /** Waits until the audit writer has written everything recorded so far. */
 export async function auditSettled (app: FastifyInstance): Promise<void> {
-  await app.mcp.audit.flush()
+  await app.mcpGateway.audit.flush()
 }

@@ -4,9 +4,9 @@ import net from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import type { Kysely } from 'kysely'
 import type { Test } from 'tap'
-import { REASON } from '../../core/errors.js'
+import { REASON } from '../../lib/errors.js'
 import type { Database } from '../../db/schema.js'
-import { outcomeOf } from '../../plugins/audit.js'
+import { outcomeOf } from '../../core/audit.js'
 import { scanText, type Leak } from './secrets.js'
 
 export interface Case {
@@ -50,7 +50,7 @@ interface RunOptions {
 export async function runTable (t: Test, cases: readonly Case[], opts: RunOptions): Promise<RunResult> {
   const rows: RunResult['rows'] = []
   const leaks: Leak[] = []
-  await opts.app.mcp.audit.flush() // rows of the setup (token creation) must not count as the table's
+  await opts.app.mcpGateway.audit.flush() // rows of the setup (token creation) must not count as the table's
   const before = await countRows(opts.db)
   for (const [i, c] of cases.entries()) {
     const rid = `${opts.idPrefix}-${i}`
@@ -79,7 +79,7 @@ export async function runTable (t: Test, cases: readonly Case[], opts: RunOption
     c.check?.(t, res)
     leaks.push(...scanText(`#${i} ${c.name} (answer)`, res.body + JSON.stringify(res.headers), opts.secrets))
   }
-  await opts.app.mcp.audit.flush()
+  await opts.app.mcpGateway.audit.flush()
   const audited = await opts.db.selectFrom('mcp_access_log')
     .select(['request_id', 'action', 'status_code', 'outcome', 'token_id', 'path'])
     .where('request_id', 'in', rows.map(r => r.rid))

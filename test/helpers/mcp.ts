@@ -137,7 +137,7 @@ export type AccessRow = Selectable<McpAccessLogTable>
 
 /** Every audit row, oldest first, after the writer has flushed. */
 export async function accessRows (app: FastifyInstance, db: TestApp['database']['db']): Promise<AccessRow[]> {
-  await app.mcp.audit.flush()
+  await app.mcpGateway.audit.flush()
   return await db.selectFrom('mcp_access_log').selectAll().orderBy('accessed_at').orderBy('id').execute()
 }
 

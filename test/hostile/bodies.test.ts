@@ -10,7 +10,7 @@ import { LogCapture, report } from '../helpers/faults.js'
 import { runTable, snapshot, type Case } from '../helpers/hostile.js'
 import { scanDatabase, scanText } from '../helpers/secrets.js'
 import { FIXTURE, seedFixture } from '../../db/seed.js'
-import { encodeCursor } from '../../core/cursor.js'
+import { encodeCursor } from '../../lib/cursor.js'
 
 const logs = new LogCapture()
 const big = { default: 1_000_000, log: 1_000_000, artifact: 1_000_000, trigger: 1_000_000 }

@@ -2,7 +2,7 @@
 import t, { type Test } from 'tap'
 import { Value } from 'typebox/value'
 import { FIXTURE } from '../../db/seed.js'
-import { listBuildsOp, listProjectsOp } from '../../core/operations.js'
+import { listBuildsOp, listProjectsOp } from '../../core/operations/index.js'
 import { mintToken, post, startMcpApp, type HttpAnswer } from '../helpers/mcp.js'
 
 const { projects: P } = FIXTURE

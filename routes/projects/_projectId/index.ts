@@ -1,7 +1,7 @@
 // GET /projects/:projectId (get_project).
 import type { FastifyInstance } from 'fastify'
-import { operationRoute } from '../../../plugins/operation-route.js'
-import { getProjectOp } from '../../../core/operations.js'
+import { operationRoute } from '../../operation-route.js'
+import { getProjectOp } from '../../../core/operations/index.js'
 
 export default async function (fastify: FastifyInstance): Promise<void> {
   fastify.route(operationRoute(fastify, getProjectOp))

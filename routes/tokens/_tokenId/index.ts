@@ -13,12 +13,12 @@ const token: FastifyPluginAsyncTypebox = async (fastify) => {
       body: UpdateTokenBody,
       response: { 200: Done, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody }
     },
-    config: { action: 'update_mcp_token' }
+    config: { mcp: { action: 'update_mcp_token' } }
   }, async (request) => {
     const { tokenId } = request.params
-    request.audit.tokenId = tokenId
-    const changed = await updateToken(fastify.mcp.db, fastify.mcp.tokenPolicy, request.sessionUser.id, tokenId, request.body)
-    request.audit.details = { changed }
+    request.mcpAudit.tokenId = tokenId
+    const changed = await updateToken(fastify.mcpGateway.db, fastify.mcpGateway.tokenPolicy, request.mcpSessionUser.id, tokenId, request.body)
+    request.mcpAudit.details = { changed }
     return { message: 'Token updated', status: 200 as const }
   })
 
@@ -29,11 +29,11 @@ const token: FastifyPluginAsyncTypebox = async (fastify) => {
       params: TokenParams,
       response: { 200: Done, 401: ErrorBody, 404: ErrorBody }
     },
-    config: { action: 'revoke_mcp_token' }
+    config: { mcp: { action: 'revoke_mcp_token' } }
   }, async (request) => {
     const { tokenId } = request.params
-    request.audit.tokenId = tokenId
-    await revokeToken(fastify.mcp.db, request.sessionUser.id, tokenId)
+    request.mcpAudit.tokenId = tokenId
+    await revokeToken(fastify.mcpGateway.db, request.mcpSessionUser.id, tokenId)
     return { message: 'Token revoked', status: 200 as const }
   })
 }

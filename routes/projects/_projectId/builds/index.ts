@@ -1,7 +1,7 @@
 // GET /projects/:projectId/builds: newest first, with status (list_builds).
 import type { FastifyInstance } from 'fastify'
-import { operationRoute } from '../../../../plugins/operation-route.js'
-import { listBuildsOp } from '../../../../core/operations.js'
+import { operationRoute } from '../../../operation-route.js'
+import { listBuildsOp } from '../../../../core/operations/index.js'
 
 export default async function (fastify: FastifyInstance): Promise<void> {
   fastify.route(operationRoute(fastify, listBuildsOp))

@@ -4,7 +4,7 @@ import { ErrorBody } from '../../../../schemas/common.js'
 import { AccessLogPage, AccessLogQuery, TokenParams } from '../../../../schemas/tokens.js'
 import { findOwnToken } from '../../../../db/tokens.js'
 import { listTokenAccessLog } from '../../../../db/access-log.js'
-import { notFound } from '../../../../core/errors.js'
+import { notFound } from '../../../../lib/errors.js'
 
 const accessLog: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.get('/', {
@@ -15,11 +15,11 @@ const accessLog: FastifyPluginAsyncTypebox = async (fastify) => {
       querystring: AccessLogQuery,
       response: { 200: AccessLogPage, 400: ErrorBody, 401: ErrorBody, 404: ErrorBody }
     },
-    config: { action: 'get_mcp_token_access_log', audit: false }
+    config: { mcp: { action: 'get_mcp_token_access_log', audit: false } }
   }, async (request) => {
     const { tokenId } = request.params
-    if (await findOwnToken(fastify.mcp.db, request.sessionUser.id, tokenId) === undefined) throw notFound(`no token ${tokenId}`)
-    return await listTokenAccessLog(fastify.mcp.db, tokenId, request.query)
+    if (await findOwnToken(fastify.mcpGateway.db, request.mcpSessionUser.id, tokenId) === undefined) throw notFound(`no token ${tokenId}`)
+    return await listTokenAccessLog(fastify.mcpGateway.db, tokenId, request.query)
   })
 }
 

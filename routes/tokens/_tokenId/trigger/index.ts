@@ -16,11 +16,11 @@ const trigger: FastifyPluginAsyncTypebox = async (fastify) => {
         params: TokenParams,
         response: { 200: Done, 401: ErrorBody, 404: ErrorBody }
       },
-      config: { action },
+      config: { mcp: { action } },
       handler: async (request) => {
         const { tokenId } = request.params
-        request.audit.tokenId = tokenId
-        await setTrigger(fastify.mcp.db, request.sessionUser.id, tokenId, allow)
+        request.mcpAudit.tokenId = tokenId
+        await setTrigger(fastify.mcpGateway.db, request.mcpSessionUser.id, tokenId, allow)
         return { message: allow ? 'Trigger allowed' : 'Trigger revoked', status: 200 as const }
       }
     })

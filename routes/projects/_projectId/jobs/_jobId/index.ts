@@ -1,7 +1,7 @@
 // GET /projects/:projectId/jobs/:jobId (get_job).
 import type { FastifyInstance } from 'fastify'
-import { operationRoute } from '../../../../../plugins/operation-route.js'
-import { getJobOp } from '../../../../../core/operations.js'
+import { operationRoute } from '../../../../operation-route.js'
+import { getJobOp } from '../../../../../core/operations/index.js'
 
 export default async function (fastify: FastifyInstance): Promise<void> {
   fastify.route(operationRoute(fastify, getJobOp))

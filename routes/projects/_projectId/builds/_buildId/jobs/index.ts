@@ -1,7 +1,7 @@
 // GET /projects/:projectId/builds/:buildId/jobs (list_jobs).
 import type { FastifyInstance } from 'fastify'
-import { operationRoute } from '../../../../../../plugins/operation-route.js'
-import { listJobsOp } from '../../../../../../core/operations.js'
+import { operationRoute } from '../../../../../operation-route.js'
+import { listJobsOp } from '../../../../../../core/operations/index.js'
 
 export default async function (fastify: FastifyInstance): Promise<void> {
   fastify.route(operationRoute(fastify, listJobsOp))

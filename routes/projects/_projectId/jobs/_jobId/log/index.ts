@@ -1,7 +1,7 @@
 // GET /projects/:projectId/jobs/:jobId/log: a window of the job's log as JSON, or as text/plain when Accept prefers it (get_job_log).
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { operationArgs, operationContext, operationRoute } from '../../../../../../plugins/operation-route.js'
-import { getJobLogOp } from '../../../../../../core/operations.js'
+import { operationArgs, operationContext, operationRoute } from '../../../../../operation-route.js'
+import { getJobLogOp } from '../../../../../../core/operations/index.js'
 
 /** q-value of `type` in an Accept header (exact type, type/*, or * / *), 0 when absent. */
 function quality (accept: string, type: string): number {

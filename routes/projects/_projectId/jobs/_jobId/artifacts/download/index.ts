@@ -1,31 +1,33 @@
-// GET /projects/:projectId/jobs/:jobId/artifacts/download?filename=…: the file's bytes, streamed from storage (get_artifact).
+// GET /projects/:projectId/jobs/:jobId/artifacts/download?filename=…: get_artifact's REST twin, the file's bytes streamed from storage.
 import type { FastifyInstance } from 'fastify'
+import { Type } from '@fastify/type-provider-typebox'
 import { ErrorBody } from '../../../../../../../schemas/common.js'
-import { ArtifactDownloadQuery, JobParams, type ArtifactDownloadQuery as Query, type JobParams as Params } from '../../../../../../../schemas/data.js'
+import { ArtifactDownloadQuery, type ArtifactDownloadQuery as Query, type JobParams as Params } from '../../../../../../../schemas/data.js'
 import { contentDisposition, openArtifact } from '../../../../../../../core/artifacts.js'
+import { getArtifactOp } from '../../../../../../../core/operations/index.js'
+import { operationRoute } from '../../../../../../operation-route.js'
 
 export default async function (fastify: FastifyInstance): Promise<void> {
-  fastify.get<{ Params: Params, Querystring: Query }>('/', {
+  const route = operationRoute(fastify, getArtifactOp)
+  fastify.route<{ Params: Params, Querystring: Query }>({
+    ...route,
     schema: {
+      ...route.schema,
       summary: 'Download an artifact',
-      description: 'The bytes of a file listed in the job\'s artifacts, streamed from storage.',
-      tags: ['mcp'],
-      operationId: 'get_artifact',
-      security: [{ mcpToken: [] }],
-      params: JobParams,
+      description: 'The bytes of a file listed in the job\'s artifacts, streamed from storage. The MCP tool get_artifact answers with the text inline or a link here.',
       querystring: ArtifactDownloadQuery,
       produces: ['application/octet-stream'],
-      response: { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 429: ErrorBody }
+      response: { 200: Type.Unknown({ description: 'the file' }), 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 429: ErrorBody }
     },
-    config: { action: 'get_artifact', rateLimit: { bucket: 'list_job_artifacts', rpm: 'artifact' } }
-  }, async (request, reply) => {
-    const { entry, object } = await openArtifact(fastify.mcp, request.project.id, request.params.jobId, request.query.filename)
-    const size = object.size ?? entry.size
-    void reply
-      .type(object.contentType ?? 'application/octet-stream')
-      .header('content-disposition', contentDisposition(entry.filename))
-      .header('x-content-type-options', 'nosniff')
-    if (size !== null && size !== undefined) void reply.header('content-length', String(size))
-    return await reply.send(object.stream)
+    handler: async (request, reply) => {
+      const { entry, object } = await openArtifact(fastify.mcpGateway, request.mcpProject.id, request.params.jobId, request.query.filename)
+      const size = object.size ?? entry.size
+      void reply
+        .type(object.contentType ?? 'application/octet-stream')
+        .header('content-disposition', contentDisposition(entry.filename))
+        .header('x-content-type-options', 'nosniff')
+      if (size !== null && size !== undefined) void reply.header('content-length', String(size))
+      return await reply.send(object.stream)
+    }
   })
 }

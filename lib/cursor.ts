@@ -1,5 +1,6 @@
 // Opaque keyset cursors: base64url JSON tagged with the list they belong to, strictly checked on the way back.
 import { badRequest } from './errors.js'
+import { UUID } from './ids.js'
 
 type CursorValue = string | number
 
@@ -42,5 +43,3 @@ export function decodeCursor (kind: string, raw: string, shape: ReadonlyArray<'s
     throw invalid
   })
 }
-
-export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i

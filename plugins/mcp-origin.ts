@@ -2,14 +2,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import { allowedOrigins } from '../config.js'
-import { GatewayError } from '../core/errors.js'
-
-declare module 'fastify' {
-  interface FastifyContextConfig {
-    /** the route is the native MCP endpoint (SPEC §7): Origin-checked and audited as via='mcp' */
-    mcpEndpoint?: boolean
-  }
-}
+import { GatewayError } from '../lib/errors.js'
 
 /** Origins as browsers send them: scheme://host[:port], lowercase, no trailing slash. */
 const normalizeOrigin = (origin: string): string => origin.trim().toLowerCase().replace(/\/+$/, '')
@@ -20,10 +13,10 @@ const normalizeOrigin = (origin: string): string => origin.trim().toLowerCase().
  * Only the MCP endpoint is guarded: requests without Origin (agents, CLIs) pass untouched.
  */
 export const mcpOriginGuard = fp(async function mcpOriginGuard (fastify: FastifyInstance) {
-  const allowed = new Set([...allowedOrigins(fastify.mcp.config)].map(normalizeOrigin))
+  const allowed = new Set([...allowedOrigins(fastify.mcpGateway.config)].map(normalizeOrigin))
   fastify.addHook('onRequest', async (request) => {
-    if (request.routeOptions.config.mcpEndpoint !== true) return
-    request.audit.via = 'mcp'
+    if (request.routeOptions.config.mcp?.endpoint !== true) return
+    request.mcpAudit.via = 'mcp'
     const origin = request.headers.origin
     if (origin === undefined || allowed.has(normalizeOrigin(origin))) return
     throw new GatewayError(403, 'MCP_ORIGIN_FORBIDDEN',

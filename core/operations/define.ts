@@ -1,0 +1,69 @@
+// What an operation is: one action an agent can take, defined once; its REST route, MCP tool, audit action, budget and README rows derive from it.
+import type { Static, TObject } from '@fastify/type-provider-typebox'
+import type { ContentBlock } from '@modelcontextprotocol/server'
+import type { BucketLimits } from '../budget.js'
+import type { Principal, ProjectGrant } from '../access.js'
+import type { GatewayServices } from '../services.js'
+
+export interface OperationContext {
+  services: GatewayServices
+  principal: Principal
+  /** the authorized project (for operations on one project), null for those that name none */
+  project: ProjectGrant | null
+  /** absolute URL of a REST route below the gateway's prefix (`path` starts with '/'), for links in answers */
+  restUrl: (path: string) => string
+}
+
+export interface ToolAnnotations { readOnlyHint: boolean, destructiveHint: boolean, idempotentHint: boolean, openWorldHint: boolean }
+
+export interface Operation<P extends TObject = TObject, I extends TObject = TObject, O extends TObject = TObject> {
+  /** the MCP tool's name and the audit action of both twins */
+  name: string
+  title: string
+  /** written for a model: what comes back, where to start, how to page, what it costs */
+  description: string
+  /** the REST route below the gateway's prefix, e.g. `/projects/:projectId/builds`; its autoloaded folder must match */
+  path: string
+  method: 'GET' | 'POST'
+  /** the rate-limit budget it spends, shared with its twin, and that budget's rpm (a BucketLimits key) */
+  bucket: string
+  rpm: keyof BucketLimits
+  /** 503 instead of going on while the limiter cannot answer */
+  failClosed: boolean
+  /** path parameters of the REST route; `projectId` among them means project access is checked */
+  params: P
+  /** query string (GET) or body (POST) */
+  input: I
+  output: O
+  /** the status of a success (201 for what creates a build) */
+  successStatus: 200 | 201
+  /** needs the token's allow_trigger */
+  trigger: boolean
+  annotations: ToolAnnotations
+  /** the work; the same for REST and MCP */
+  run (ctx: OperationContext, args: Static<P> & Static<I>): Promise<Static<O>>
+  /** MCP content blocks after the JSON text (default none), e.g. a resource_link */
+  toolContent? (result: Static<O>): ContentBlock[]
+}
+
+/** An operation with its schema types erased, as the lists, the route builder and the MCP server hold it. */
+export type AnyOperation = Operation<TObject, TObject, TObject>
+
+export const READ: ToolAnnotations = { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false }
+
+type Defaults = 'method' | 'failClosed' | 'successStatus' | 'trigger' | 'annotations'
+
+/** An operation with the defaults of a read: GET, fail-open, 200, no trigger right, read-only annotations. */
+export function defineOperation<P extends TObject, I extends TObject, O extends TObject> (op: Omit<Operation<P, I, O>, Defaults> & Partial<Pick<Operation<P, I, O>, Defaults>>): Operation<P, I, O> {
+  return { method: 'GET', failClosed: false, successStatus: 200, trigger: false, annotations: READ, ...op }
+}
+
+/** The project the chain authorized; operations with a projectId param always have one. */
+export function projectOf (ctx: OperationContext): ProjectGrant {
+  if (ctx.project === null) throw new Error('operation needs an authorized project')
+  return ctx.project
+}
+
+/** The sentence every description ends with: which budget a call spends. */
+export const budgetNote = (bucket: string, rpmHint = ''): string =>
+  ` Costs one call of your ${bucket} budget${rpmHint === '' ? '' : ` (${rpmHint})`}, per user per minute.`

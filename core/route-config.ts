@@ -1,0 +1,27 @@
+// What a gateway route declares about itself, under `config.mcp` (a host's plugins own the other config names).
+import type { BucketLimits } from './budget.js'
+
+export interface McpRouteConfig {
+  /** audit action, and the MCP tool twin's name (SPEC §5) */
+  action?: string
+  /** the rate-limit budget the route spends (SPEC §4), and its rpm: a BucketLimits key or a number */
+  bucket?: string
+  rpm?: keyof BucketLimits | number
+  /** 503 instead of going on when the limiter cannot answer */
+  failClosed?: boolean
+  /** the route starts or changes builds: the token needs allow_trigger */
+  trigger?: boolean
+  /** false: not audited (reads of the token administration) */
+  audit?: boolean
+  /** the route belongs to the token-authenticated MCP namespace (the chain's scope) */
+  chain?: boolean
+  /** the route is the native MCP endpoint (SPEC §7): Origin-checked and audited as via='mcp' */
+  endpoint?: boolean
+}
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** the gateway's route settings; `config.rateLimit` and the rest stay free for the host's plugins */
+    mcp?: McpRouteConfig
+  }
+}
