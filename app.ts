@@ -1,15 +1,10 @@
-// The standalone service as a plugin: owns the database, Redis and session keys, then mounts the gateway at /api/v1/mcp.
+// The standalone service as a plugin: wires storage, migrations, session keys, Redis, health and the guard, then mounts the gateway at /api/v1/mcp.
 import { randomUUID } from 'node:crypto'
-import { join } from 'node:path'
-import fastifyPostgres from '@fastify/postgres'
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyServerOptions } from 'fastify'
-import { sql, type Kysely } from 'kysely'
 import type { Redis } from 'ioredis'
 import { artifactRoot, parseTrustProxy, type Config } from './config.js'
-import { kyselyOverPool, kyselyWithOwnPool, openEmbedded, poolConfig, survivePoolErrors } from './db/connect.js'
-import { applyInfraboxSubset, migrateGateway, type ScriptRunner } from './db/migrate.js'
-import type { Database } from './db/schema.js'
+import { applyInfraboxSubset, migrateGateway } from './db/migrate.js'
 import { createRedisClient } from './core/limiter.js'
 import { createMetrics } from './core/metrics.js'
 import { createServices, type BucketLimits, type GatewayServices } from './core/services.js'
@@ -18,6 +13,8 @@ import { ConfigError } from './config.js'
 import { clientErrorHandler, errorHandler, frameworkErrorHandler, notFoundHandler } from './plugins/errors.js'
 import { redactTokens } from './core/token.js'
 import { mcpTokenGuard } from './plugins/token-guard.js'
+import storageStep from './plugins/storage.js'
+import health from './plugins/health.js'
 import { mcpGateway } from './gateway.js'
 import { mcpWellKnown } from './mcp/well-known.js'
 
@@ -80,43 +77,10 @@ export function serverOptions (config: Config): FastifyServerOptions {
   }
 }
 
-/** Connections of the auth lookups: one statement answers every request of a turn of the event loop, so two carry thousands of requests a second. */
-const AUTH_POOL_MAX = 2
-
-interface Storage { db: Kysely<Database>, auditDb: Kysely<Database>, authDb: Kysely<Database>, embedded: boolean, exec?: ScriptRunner, close: () => Promise<void> }
-
-async function openStorage (fastify: FastifyInstance, config: Config): Promise<Storage> {
-  if (config.DATABASE_URL !== undefined) {
-    await fastify.register(fastifyPostgres, poolConfig({ connectionString: config.DATABASE_URL, max: config.DB_POOL_MAX }))
-    const lost = (pool: string) => (err: Error) => { fastify.log.warn({ pool, err: err.message }, 'database connection lost') }
-    survivePoolErrors(fastify.pg.pool, lost('requests'))
-    const preparedStatements = config.DB_PREPARED_STATEMENTS
-    const url = config.DATABASE_URL
-    const ownPool = (role: 'audit' | 'auth', max: number): Kysely<Database> => kyselyWithOwnPool({
-      connectionString: url, max, applicationName: `infrabox-mcp-gateway-${role}`, onError: lost(role), preparedStatements
-    })
-    // The audit writer has connections of its own: a busy or locked request pool never holds it back.
-    const auditDb = ownPool('audit', 2)
-    // So do the chain's token lookups and last_used_at writes: the request pool then runs only the handlers'
-    // statements. A backend that has run a named prepared statement or an UPDATE spends about a third more CPU on
-    // every later builds list (measured: docs/performance.md), and a burst of handler queries never delays an
-    // auth check.
-    const authDb = ownPool('auth', AUTH_POOL_MAX)
-    return {
-      db: kyselyOverPool(fastify.pg.pool, { preparedStatements }),
-      auditDb,
-      authDb,
-      embedded: false,
-      close: async () => { await Promise.all([auditDb.destroy(), authDb.destroy()]) }
-    }
-  }
-  const embedded = await openEmbedded(join(config.DATA_DIR, 'pglite'))
-  return { db: embedded.db, auditDb: embedded.db, authDb: embedded.db, embedded: true, exec: embedded.exec, close: embedded.close }
-}
-
 async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   const { config } = opts
-  const storage = await openStorage(fastify, config)
+  await fastify.register(storageStep, { config })
+  const storage = fastify.mcpStorage
 
   if (storage.embedded) await applyInfraboxSubset(storage.db, storage.exec)
   if (config.MIGRATE_ON_START) {
@@ -165,7 +129,6 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   fastify.addHook('onClose', async () => {
     await services.close()
     if (redis !== null) await redis.quit().catch(() => { redis.disconnect() })
-    await storage.close()
   })
 
   fastify.decorate('mcpGateway', services)
@@ -173,28 +136,7 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   fastify.setNotFoundHandler(notFoundHandler)
   await fastify.register(mcpTokenGuard, { prefix: MCP_PREFIX })
 
-  fastify.get('/healthz', { logLevel: 'warn' }, async () => ({ status: 'ok' }))
-
-  fastify.get('/readyz', { logLevel: 'warn' }, async (_request, reply) => {
-    const database = await Promise.race([
-      sql`select 1`.execute(storage.db).then(() => 'ok' as const, () => 'unreachable' as const),
-      new Promise<'unreachable'>(resolve => setTimeout(() => resolve('unreachable'), 1000).unref())
-    ])
-    const limiter = redis === null
-      ? 'in-process'
-      : redis.status === 'ready' && !services.limiterHealth.degraded ? 'ok' : 'degraded'
-    return await reply.code(database === 'ok' ? 200 : 503).send({
-      status: database === 'ok' ? 'ready' : 'unavailable',
-      database,
-      redis: limiter,
-      audit_buffer: services.audit.depth
-    })
-  })
-
-  fastify.get('/metrics', { logLevel: 'warn' }, async (_request, reply) => {
-    return await reply.type(services.metrics.registry.contentType).send(await services.metrics.registry.metrics())
-  })
-
+  await fastify.register(health)
   await fastify.register(mcpGateway, { prefix: MCP_PREFIX, services })
   await fastify.register(mcpWellKnown) // 404 on the OAuth discovery paths, at the root where clients look
 }

@@ -1,29 +1,13 @@
 // The audit pipeline: rows are queued in memory and written in multi-row batches off the request path.
 import { randomFillSync } from 'node:crypto'
-import type { Kysely } from 'kysely'
+import type { Kysely, Selectable } from 'kysely'
 import type { FastifyBaseLogger } from 'fastify'
-import type { AuditOutcome, Database, Json } from '../db/schema.js'
+import type { Database, McpAccessLogTable } from '../db/schema.js'
 import { insertAccessLogJson } from '../db/access-log.js'
 import type { Metrics } from './metrics.js'
 
-/** One mcp_access_log row as the chain records it (every column but the id, which the writer draws). */
-export interface AuditRow {
-  token_id: string | null
-  user_id: string | null
-  action: string
-  outcome: AuditOutcome
-  details: Json | null
-  error: string | null
-  ip: string | null
-  accessed_at: Date
-  project_id: string | null
-  status_code: number | null
-  duration_ms: number | null
-  method: string | null
-  path: string | null
-  request_id: string | null
-  via: 'rest' | 'mcp' | null
-}
+/** One mcp_access_log row as the chain records it: every column but the id, which the writer draws. */
+export type AuditRow = Omit<Selectable<McpAccessLogTable>, 'id'>
 
 export interface AuditWriterOptions {
   /** interval between batches (AUDIT_FLUSH_MS) */

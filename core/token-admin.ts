@@ -5,7 +5,7 @@ import { collaboratingProjects, countLiveTokens, findOwnToken, insertToken, list
 import { badRequest, conflict, GatewayError, notFound } from '../lib/errors.js'
 import { mintToken } from './token.js'
 import { UUID } from '../lib/ids.js'
-import type { CreateTokenBody, TokenView, UpdateTokenBody } from '../schemas/tokens.js'
+import type { CreatedToken, CreateTokenBody, TokenView, UpdateTokenBody } from '../schemas/tokens.js'
 
 export interface TokenPolicy {
   maxExpiryDays: number
@@ -72,9 +72,7 @@ async function checkScope (db: Kysely<Database>, userId: string, scope: EnabledP
   return normalised
 }
 
-export interface CreatedTokenView { token_id: string, token: string, name: string, enabled_projects: EnabledProjects, allow_trigger: boolean, expires_at: string }
-
-export async function createToken (db: Kysely<Database>, policy: TokenPolicy, userId: string, body: CreateTokenBody, now = new Date()): Promise<CreatedTokenView> {
+export async function createToken (db: Kysely<Database>, policy: TokenPolicy, userId: string, body: CreateTokenBody, now = new Date()): Promise<CreatedToken> {
   const name = checkName(body.name)
   const expiresAt = expiryFromDays(body.expires_days, policy, now)
   const scope = await checkScope(db, userId, body.enabled_projects ?? {}, expiresAt, now)

@@ -2,8 +2,7 @@
 import type { Kysely } from 'kysely'
 import { decodeCursor, encodeCursor } from '../lib/cursor.js'
 import { UUID } from '../lib/ids.js'
-import { notFound } from '../lib/errors.js'
-import type { Project, ProjectPage } from '../schemas/data.js'
+import type { ProjectPage } from '../schemas/data.js'
 import type { Database, EnabledProjects, ProjectType, UserRole } from './schema.js'
 
 export interface ListProjectsOptions {
@@ -84,11 +83,4 @@ export async function getProjectAccess (db: Kysely<Database>, userId: string, pr
     .executeTakeFirst()
   if (row === undefined) return null
   return { project: { id: row.id, name: row.name, type: row.type, public: row.public }, role: row.role }
-}
-
-/** The project as the data routes show it; 404 unless the user collaborates on it (the access plugin has refused others already). */
-export async function getProject (db: Kysely<Database>, userId: string, projectId: string): Promise<Project> {
-  const access = await getProjectAccess(db, userId, projectId)
-  if (access === null || access.role === null) throw notFound(`project ${projectId} not found`)
-  return { ...access.project, role: access.role }
 }

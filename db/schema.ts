@@ -1,11 +1,10 @@
 // The typed shape of every table the gateway touches: InfraBox's (read, and build/job for triggers) and its own.
-import type { ColumnType, Generated, Insertable, Selectable } from 'kysely'
+import type { ColumnType, Generated, Selectable } from 'kysely'
 
-export type JobState = 'queued' | 'scheduled' | 'running' | 'finished' | 'failure' | 'error' | 'skipped' | 'killed' | 'unstable'
-export type JobType = 'create_job_matrix' | 'run_project_container' | 'run_docker_compose' | 'wait'
-export type ProjectType = 'github' | 'upload' | 'test' | 'gerrit'
-export type UserRole = 'Developer' | 'Administrator' | 'Owner'
-export type TestResult = 'ok' | 'failure' | 'error' | 'skipped'
+import type { JobState, JobType, ProjectType, TestResult, UserRole } from '../schemas/data.js'
+
+// InfraBox's enums, typed once (schemas/data.ts: the TypeBox schemas the routes validate with).
+export type { JobState, JobType, ProjectType, TestResult, UserRole }
 
 /** JSON as PostgreSQL returns it from jsonb columns. */
 export type Json = string | number | boolean | null | Json[] | { [key: string]: Json }
@@ -201,4 +200,3 @@ export interface Database {
 }
 
 export type McpToken = Selectable<McpTokenTable>
-export type NewAccessLogRow = Insertable<McpAccessLogTable>

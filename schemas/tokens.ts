@@ -56,6 +56,7 @@ export const CreatedToken = Type.Object({
   allow_trigger: Type.Boolean(),
   expires_at: DateTime
 })
+export type CreatedToken = Static<typeof CreatedToken>
 
 export const ListTokensQuery = Type.Object({
   include: Type.Optional(Type.Literal('revoked', { description: '`revoked` adds revoked tokens' }))

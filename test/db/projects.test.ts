@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import t from 'tap'
-import { getProject, getProjectAccess, listProjects, scopedProjectIds } from '../../db/projects.js'
+import { getProjectAccess, listProjects, scopedProjectIds } from '../../db/projects.js'
 import { ARTIFACTS, FIXTURE, seedDemo } from '../../db/seed.js'
 import type { Project } from '../../schemas/data.js'
 import { createTestDatabase } from '../helpers/db.js'
@@ -60,6 +60,4 @@ t.test('getProjectAccess: the project and the role, or null', async t => {
   t.same(await getProjectAccess(db, U.demo, P.github), { project: { id: P.github, name: 'demo-github', type: 'github', public: false }, role: 'Owner' })
   t.same(await getProjectAccess(db, U.demo, P.public), { project: { id: P.public, name: 'public-elsewhere', type: 'github', public: true }, role: null }, 'exists, not a collaborator')
   t.equal(await getProjectAccess(db, U.demo, '00000000-0000-4000-8000-00ff00000000'), null, 'no such project')
-  t.same(await getProject(db, U.demo, P.upload), { id: P.upload, name: 'demo-upload', type: 'upload', public: false, role: 'Developer' })
-  await t.rejects(getProject(db, U.demo, P.public), { code: 'MCP_NOT_FOUND', statusCode: 404 })
 })

@@ -7,6 +7,7 @@ import { Redis } from 'ioredis'
 import { REASON } from '../../lib/errors.js'
 import { hashToken, hasValidChecksum } from '../../core/token.js'
 import type { Database, EnabledProjects } from '../../db/schema.js'
+import type { CreatedToken } from '../../schemas/tokens.js'
 import { TEST_REDIS_URL } from './app.js'
 
 export const API = '/api/v1/mcp'
@@ -18,14 +19,7 @@ export const API = '/api/v1/mcp'
  */
 export const RELAXED_LIMITER = { RATE_LIMIT_REDIS_TIMEOUT_MS: '2000' } as const
 
-export interface CreatedToken {
-  token_id: string
-  token: string
-  name: string
-  enabled_projects: EnabledProjects
-  allow_trigger: boolean
-  expires_at: string
-}
+export type { CreatedToken }
 
 /** What the chain tests read from an injected or fetched response. */
 export interface Answer {
