@@ -60,7 +60,7 @@ export function survivePoolErrors (pool: pg.Pool, onError: (err: Error) => void 
 /**
  * Marks a statement to be sent as a named prepared statement: `${prepared('name')}SELECT …`. PostgreSQL then
  * parses and plans it once per connection instead of on every execution (for the chain's hot statements that
- * was most of their server-side cost). Only for statements whose text never changes (values are parameters)
+ * is most of their server-side cost: docs/performance.md). Only for statements whose text never changes (values are parameters)
  * and whose result columns are listed (a `*` would break when a column is added). On PGlite it is a comment.
  */
 export const prepared = (name: string): string => `/* prepared ${name} */ `

@@ -61,10 +61,8 @@ export async function lookupTokens (db: Kysely<Database>, keys: TokenLookupKey[]
   // the keys at 10 rows whether it sees the values (a plan for these parameters) or not (the generic plan), so
   // both plans cost the same and PostgreSQL keeps the cached generic plan after the first five runs, at any
   // size of the tables: small ones hashed, large ones probed by primary key, collaborator always probed by key.
-  // (A plan that counted the actual keys always looked cheaper than the generic one, so the statement was planned
-  // again on every run: with 100 000 tokens, 260 µs of PostgreSQL CPU instead of 60 µs. A JSON parameter is
-  // estimated at 100 rows both ways, which hashes the whole collaborator table on every run.) The token's columns
-  // are listed, so a column InfraBox adds later cannot change its result type.
+  // (Why not plain array or JSON parameters: docs/performance.md, "generic plans for the named statements".)
+  // The token's columns are listed, so a column InfraBox adds later cannot change its result type.
   const tokenIds = keys.map(k => k.tokenId)
   const projectIds = keys.map(k => k.projectId)
   const { rows } = await sql<McpToken & { k_i: string, p_id: string | null, p_name: string | null, p_type: ProjectType | null, p_public: boolean | null, p_role: UserRole | null }>`${sql.raw(prepared('ib_mcp_token_lookup'))}
