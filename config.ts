@@ -23,6 +23,7 @@ export const ConfigSchema = Type.Object({
   MCP_RATE_LIMIT_LOG_RPM: Int(10, 1, 1_000_000, 'requests per minute per user for job logs'),
   MCP_RATE_LIMIT_ARTIFACT_RPM: Int(10, 1, 1_000_000, 'requests per minute per user for artifacts'),
   MCP_RATE_LIMIT_TRIGGER_RPM: Int(5, 1, 1_000_000, 'build triggers per minute per user'),
+  MCP_RATE_LIMIT_INTROSPECT_RPM: Int(60, 1, 1_000_000, 'token info (GET /me, get_token_info) per minute per user'),
   RATE_LIMIT_REDIS_TIMEOUT_MS: Int(50, 1, 10_000, 'limiter answer deadline before failing open'),
   MCP_TOKEN_MAX_EXPIRY_DAYS: Int(365, 1, 36_500, 'longest token lifetime'),
   MCP_TOKEN_MAX_PER_USER: Int(20, 1, 10_000, 'live tokens per user'),

@@ -13,6 +13,8 @@ export interface BucketLimits {
   log: number
   artifact: number
   trigger: number
+  /** token info: reads every other budget without spending it */
+  introspect: number
 }
 
 /** What spending a budget needs; the gateway's services provide it, and so can a bare benchmark server. */

@@ -12,9 +12,24 @@ export interface RateLimitDecision {
   retryAfterSeconds: number
 }
 
+/** A bucket as it stands, read without spending it. */
+export interface BudgetReading {
+  limit: number
+  remaining: number
+  /** Whole seconds until the oldest hit in the window leaves it (one slot frees); 0 when the window is empty. */
+  resetSeconds: number
+}
+
+export interface PeekRequest { key: string, limit: number, windowMs: number }
+
 export interface RateLimitStore {
   /** Counts the hit only when it is allowed. Rejects with LimiterUnavailableError when the store cannot decide. */
   hit(key: string, limit: number, windowMs: number): Promise<RateLimitDecision>
+  /**
+   * Reads buckets without changing them (no hit is counted, nothing expires early), one answer per request in
+   * order. Rejects with LimiterUnavailableError when the store cannot answer.
+   */
+  peek(requests: readonly PeekRequest[]): Promise<BudgetReading[]>
   close(): Promise<void>
 }
 
@@ -85,10 +100,41 @@ end
 return out
 `
 
+// The read-only twin of HIT_SCRIPT: for each key (ARGV[i] = window ms) the number of stamps still in the window
+// and the µs until the oldest of them leaves it, { count, wait_us } per key, flattened. It walks the list from
+// its tail (oldest) over the stamps that left the window without removing them (at most the limit of them) and
+// writes nothing: a peek never spends, shortens or extends a window. A key of another type reads as empty.
+const PEEK_SCRIPT = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local out = {}
+for i, key in ipairs(KEYS) do
+  local window_us = tonumber(ARGV[i]) * 1000
+  local cutoff = now - window_us
+  local count = 0
+  local wait_us = 0
+  local len = redis.pcall('LLEN', key)
+  if type(len) == 'number' and len > 0 then
+    local at = -1
+    local stamp = tonumber(redis.call('LINDEX', key, at))
+    while stamp and stamp <= cutoff do
+      at = at - 1
+      stamp = tonumber(redis.call('LINDEX', key, at))
+    end
+    count = len + at + 1
+    if stamp then wait_us = stamp + window_us - now end
+  end
+  out[2 * i - 1] = count
+  out[2 * i] = wait_us
+end
+return out
+`
+
+const PEEK_COMMAND = 'ibMcpSlidingWindowPeek'
 const HIT_COMMAND = 'ibMcpSlidingWindowHits'
 /** numberOfKeys first, then the keys, then (limit, windowMs) per key */
 type HitCommand = (...args: Array<string | number>) => Promise<unknown>
-type ClientWithHit = Redis & { [HIT_COMMAND]: HitCommand }
+type ClientWithHit = Redis & { [HIT_COMMAND]: HitCommand, [PEEK_COMMAND]: HitCommand }
 
 /** Hits per script call at most: bounds one call's time on Redis (each hit is a handful of list operations). */
 const MAX_BATCH = 64
@@ -104,6 +150,11 @@ function decide (allowed: boolean, limit: number, count: number, waitMs: number,
   // With limit 0 nothing is ever in the window, so "until a slot frees" is undefined: a full window is the honest hint.
   const retryAfterSeconds = allowed ? 0 : count > 0 ? resetSeconds : Math.max(1, Math.ceil(windowMs / 1000))
   return { allowed, limit, remaining: Math.max(0, limit - count), resetSeconds, retryAfterSeconds }
+}
+
+function reading (limit: number, count: number, waitMs: number): BudgetReading {
+  const { remaining, resetSeconds } = decide(true, limit, count, waitMs, 1)
+  return { limit, remaining, resetSeconds }
 }
 
 function toInt (value: unknown): number | undefined {
@@ -227,7 +278,39 @@ export class RedisSlidingWindow implements RateLimitStore {
     // defineCommand sends EVAL once per connection and EVALSHA after, re-sending EVAL on NOSCRIPT
     // (e.g. after a Redis restart), so the script body crosses the wire only when needed.
     if (!(HIT_COMMAND in client)) client.defineCommand(HIT_COMMAND, { lua: HIT_SCRIPT })
+    if (!(PEEK_COMMAND in client)) client.defineCommand(PEEK_COMMAND, { lua: PEEK_SCRIPT })
     this.#client = client as ClientWithHit
+  }
+
+  /**
+   * One script call for all the buckets asked about (one user's keys share a Cluster slot through their hash
+   * tag), under the same deadline as a hit. Reads only; see PEEK_SCRIPT.
+   */
+  async peek (requests: readonly PeekRequest[]): Promise<BudgetReading[]> {
+    for (const r of requests) assertArgs(r.limit, r.windowMs)
+    if (this.#closed) throw new LimiterUnavailableError('rate limiter is closed', 'closed')
+    if (requests.length === 0) return []
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new LimiterUnavailableError(`Redis did not answer within ${this.#timeoutMs} ms`, 'timeout')), this.#timeoutMs)
+      timer.unref()
+    })
+    try {
+      const raw = await Promise.race([
+        this.#client[PEEK_COMMAND](requests.length, ...requests.map(r => r.key), ...requests.map(r => r.windowMs)),
+        late
+      ])
+      return requests.map((r, at) => {
+        const count = Array.isArray(raw) ? toInt(raw[2 * at]) : undefined
+        const waitUs = Array.isArray(raw) ? toInt(raw[2 * at + 1]) : undefined
+        if (count === undefined || waitUs === undefined) throw new Error(`unexpected rate-limit peek reply: ${JSON.stringify(raw)}`)
+        return reading(r.limit, count, waitUs / 1000)
+      })
+    } catch (err) {
+      throw unavailable(err)
+    } finally {
+      clearTimeout(timer)
+    }
   }
 
   /**
@@ -371,6 +454,24 @@ export class MemorySlidingWindow implements RateLimitStore {
     // in floating point, which ceil() would turn into a 61 s reset on a 60 s window.
     const waitMs = oldest === undefined ? 0 : Math.round((oldest + windowMs - now) * 1000) / 1000
     return Promise.resolve(decide(allowed, limit, bucket.hits.length, waitMs, windowMs))
+  }
+
+  peek (requests: readonly PeekRequest[]): Promise<BudgetReading[]> {
+    try {
+      for (const r of requests) assertArgs(r.limit, r.windowMs)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    if (this.#closed) return Promise.reject(new LimiterUnavailableError('rate limiter is closed', 'closed'))
+    const now = performance.now()
+    return Promise.resolve(requests.map(r => {
+      // Counted, not pruned: a peek leaves the bucket exactly as it found it.
+      const hits = this.#buckets.get(r.key)?.hits ?? []
+      const live = hits.filter(stamp => stamp > now - r.windowMs)
+      const oldest = live[0]
+      const waitMs = oldest === undefined ? 0 : Math.round((oldest + r.windowMs - now) * 1000) / 1000
+      return reading(r.limit, live.length, waitMs)
+    }))
   }
 
   #sweep (): void {

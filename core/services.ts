@@ -56,7 +56,8 @@ export function limitsFrom (config: Config, overrides: Partial<BucketLimits> = {
     default: overrides.default ?? config.MCP_RATE_LIMIT_DEFAULT_RPM,
     log: overrides.log ?? config.MCP_RATE_LIMIT_LOG_RPM,
     artifact: overrides.artifact ?? config.MCP_RATE_LIMIT_ARTIFACT_RPM,
-    trigger: overrides.trigger ?? config.MCP_RATE_LIMIT_TRIGGER_RPM
+    trigger: overrides.trigger ?? config.MCP_RATE_LIMIT_TRIGGER_RPM,
+    introspect: overrides.introspect ?? config.MCP_RATE_LIMIT_INTROSPECT_RPM
   }
 }
 
