@@ -122,6 +122,7 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
     limits: opts.limits ?? {},
     metrics: createMetrics({ defaultMetrics: true }),
     log: fastify.log,
+    listen: storage.listen,
     ...(opts.limiterKeyPrefix !== undefined ? { limiterKeyPrefix: opts.limiterKeyPrefix } : {})
   })
 

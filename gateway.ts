@@ -9,6 +9,7 @@ import { loadConfig, type Config } from './config.js'
 import type { Database } from './db/schema.js'
 import type { Metrics } from './core/metrics.js'
 import { createServices, type BucketLimits, type GatewayServices } from './core/services.js'
+import type { ListenConnector } from './core/notifier.js'
 import { jwtSessionAuthenticator, type SessionAuthenticator, type SessionKeys } from './core/session.js'
 import { errorHandler } from './plugins/errors.js'
 import { gatewayNotFoundHandler } from './plugins/not-found.js'
@@ -47,6 +48,11 @@ export interface McpGatewayOptions {
   metrics?: Metrics
   /** Redis key prefix of the limiter (default ib_mcp_rl) */
   limiterKeyPrefix?: string
+  /**
+   * How wait_for_build listens for InfraBox's job notifications: e.g. `pgListenConnector(DATABASE_URL)` (one
+   * dedicated connection). Without it, waiters are re-checked once a second by one process-wide timer.
+   */
+  listen?: ListenConnector
 }
 
 const routesDir = (sub: string): string => fileURLToPath(new URL(`./routes/${sub}`, import.meta.url))
@@ -68,6 +74,7 @@ function servicesFrom (fastify: FastifyInstance, opts: McpGatewayOptions): Gatew
     limits: opts.limits ?? {},
     ...(opts.metrics !== undefined ? { metrics: opts.metrics } : {}),
     ...(opts.limiterKeyPrefix !== undefined ? { limiterKeyPrefix: opts.limiterKeyPrefix } : {}),
+    ...(opts.listen !== undefined ? { listen: opts.listen } : {}),
     log: fastify.log
   })
 }
@@ -75,6 +82,8 @@ function servicesFrom (fastify: FastifyInstance, opts: McpGatewayOptions): Gatew
 export const mcpGateway: FastifyPluginAsync<McpGatewayOptions> = async (fastify, opts) => {
   const services = opts.services ?? servicesFrom(fastify, opts)
   if (opts.services === undefined) fastify.addHook('onClose', async () => { await services.close() })
+  // Before the server waits for its in-flight requests: a waiting wait_for_build answers now (finished: false).
+  fastify.addHook('preClose', async () => { services.waiters.closing() })
   // The standalone app decorates its root with the same services (for /readyz, /metrics); a host may not have.
   if (!fastify.hasDecorator('mcpGateway')) fastify.decorate('mcpGateway', services)
   fastify.decorate('mcpPrefix', fastify.prefix)

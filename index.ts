@@ -11,3 +11,4 @@ export { jwtSessionAuthenticator, loadSessionKeys, signSession, type SessionAuth
 export { createRedisClient } from './core/limiter.js'
 export type { BucketLimits, GatewayServices } from './core/services.js'
 export { mintToken, hasValidChecksum, isWellFormedToken } from './core/token.js'
+export { pgListenConnector, type ListenConnector } from './core/notifier.js'

@@ -13,6 +13,8 @@ import type { SessionAuthenticator } from './session.js'
 import type { TokenPolicy } from './token-admin.js'
 import { TokenUsage } from './token-usage.js'
 import { TokenLookups } from './token-lookup.js'
+import { CONSOLE_UPDATE, JOB_UPDATE, Notifier, type ListenConnector } from './notifier.js'
+import { BuildWaiters } from './build-waiter.js'
 
 export type { BucketLimits }
 
@@ -27,6 +29,10 @@ export interface GatewayServices extends BudgetDeps {
   /** the auth step's live token (+ project) lookups, coalesced per turn of the event loop */
   tokenLookups: TokenLookups
   artifacts: ArtifactStore
+  /** the process's one listening connection (InfraBox's job notifications); null when the host gave no way to LISTEN */
+  notifier: Notifier | null
+  /** wait_for_build's waiters, woken by the notifier */
+  waiters: BuildWaiters
   authenticateSession: SessionAuthenticator
   tokenPolicy: TokenPolicy
   /** ends what these services own (not the db or redis handed in) */
@@ -49,6 +55,8 @@ export interface ServiceInputs {
   artifactStore?: ArtifactStore
   /** default ib_mcp_rl; tests give each file its own */
   limiterKeyPrefix?: string
+  /** how to LISTEN for InfraBox's notifications (a dedicated connection); without it waiters are re-checked once a second by one process-wide timer */
+  listen?: ListenConnector
 }
 
 export function limitsFrom (config: Config, overrides: Partial<BucketLimits> = {}): BucketLimits {
@@ -91,6 +99,8 @@ export function createServices (inp: ServiceInputs): GatewayServices {
   // dearer, as a named statement does (docs/performance.md)
   const usage = new TokenUsage(inp.authDb ?? inp.db, inp.log)
   const artifacts = inp.artifactStore ?? artifactStoreFrom(inp.config)
+  const notifier = inp.listen === undefined ? null : new Notifier(inp.listen, [JOB_UPDATE, CONSOLE_UPDATE], { log: inp.log })
+  const waiters = new BuildWaiters(inp.db, notifier, { log: inp.log })
   return {
     config: inp.config,
     db: inp.db,
@@ -104,11 +114,15 @@ export function createServices (inp: ServiceInputs): GatewayServices {
     usage,
     tokenLookups: new TokenLookups(inp.authDb ?? inp.db),
     artifacts,
+    notifier,
+    waiters,
     metrics,
     authenticateSession: inp.authenticateSession,
     tokenPolicy: { maxExpiryDays: inp.config.MCP_TOKEN_MAX_EXPIRY_DAYS, maxPerUser: inp.config.MCP_TOKEN_MAX_PER_USER },
     limits: limitsFrom(inp.config, inp.limits),
     close: async () => {
+      waiters.close()
+      await notifier?.close()
       await usage.close()
       await audit.close()
       await limiter.close()

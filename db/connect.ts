@@ -116,6 +116,8 @@ export interface EmbeddedDatabase {
   db: Kysely<Database>
   /** multi-statement scripts (PGlite's extended protocol takes one statement per query) */
   exec: (script: string) => Promise<unknown>
+  /** PGlite's own LISTEN (in process) */
+  listen: (channel: string, callback: (payload: string) => void) => Promise<() => Promise<void>>
   close: () => Promise<void>
 }
 
@@ -132,6 +134,7 @@ export async function openEmbedded (dataDir: string): Promise<EmbeddedDatabase> 
   return {
     db,
     exec: async (script) => await pglite.exec(script),
+    listen: async (channel, callback) => await pglite.listen(channel, callback),
     close: async () => {
       await db.destroy()
       if (!pglite.closed) await pglite.close()

@@ -9,6 +9,7 @@ import type { Config } from '../config.js'
 import { kyselyOverPool, kyselyWithOwnPool, openEmbedded, poolConfig, survivePoolErrors } from '../db/connect.js'
 import type { ScriptRunner } from '../db/migrate.js'
 import type { Database } from '../db/schema.js'
+import { pgListenConnector, pgliteListenConnector, type ListenConnector } from '../core/notifier.js'
 
 export interface Storage {
   /** the request pool: the handlers' statements */
@@ -21,6 +22,8 @@ export interface Storage {
   embedded: boolean
   /** multi-statement scripts (PGlite takes one statement per query through Kysely) */
   exec?: ScriptRunner
+  /** how wait_for_build listens for InfraBox's job notifications: a dedicated connection, or PGlite's own listen */
+  listen: ListenConnector
 }
 
 declare module 'fastify' {
@@ -51,7 +54,13 @@ async function storage (fastify: FastifyInstance, opts: { config: Config }): Pro
     // (docs/performance.md: why that matters for PostgreSQL's CPU per request).
     const auditDb = ownPool('audit', 2)
     const authDb = ownPool('auth', AUTH_POOL_MAX)
-    fastify.decorate('mcpStorage', { db: kyselyOverPool(fastify.pg.pool, { preparedStatements: config.DB_PREPARED_STATEMENTS }), auditDb, authDb, embedded: false })
+    fastify.decorate('mcpStorage', {
+      db: kyselyOverPool(fastify.pg.pool, { preparedStatements: config.DB_PREPARED_STATEMENTS }),
+      auditDb,
+      authDb,
+      embedded: false,
+      listen: pgListenConnector(config.DATABASE_URL)
+    })
     // @fastify/postgres ends the request pool itself; these two are ours.
     fastify.addHook('onClose', async () => { await Promise.all([auditDb.destroy(), authDb.destroy()]) })
     return
@@ -60,7 +69,7 @@ async function storage (fastify: FastifyInstance, opts: { config: Config }): Pro
   const dataDir = join(config.DATA_DIR, 'pglite')
   await mkdir(dataDir, { recursive: true })
   const embedded = await openEmbedded(dataDir)
-  fastify.decorate('mcpStorage', { db: embedded.db, auditDb: embedded.db, authDb: embedded.db, embedded: true, exec: embedded.exec })
+  fastify.decorate('mcpStorage', { db: embedded.db, auditDb: embedded.db, authDb: embedded.db, embedded: true, exec: embedded.exec, listen: pgliteListenConnector(embedded) })
   fastify.addHook('onClose', async () => { await embedded.close() })
 }
 

@@ -159,3 +159,40 @@ CREATE TABLE IF NOT EXISTS test_run (
   name text
 );
 CREATE INDEX IF NOT EXISTS test_run_job_id_idx ON test_run (job_id);
+
+-- InfraBox's notifications (migrations 00001, 00014, 00024): every job insert, and every update of a job's
+-- state, restarted flag or dependencies, is announced on channel job_update as {"type", "job_id", "state"};
+-- every console insert on console_update as {"id", "job_id"}. InfraBox's API follows builds with them; the
+-- gateway's wait_for_build waits on them. Re-created on every application (the subset is applied at each start).
+CREATE OR REPLACE FUNCTION job_queue_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'DELETE' THEN
+    RETURN OLD;
+  END IF;
+  PERFORM pg_notify('job_update', json_build_object('type', TG_OP, 'job_id', NEW.id, 'state', NEW.state)::text);
+  RETURN NEW;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION console_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP <> 'INSERT' THEN
+    RETURN COALESCE(NEW, OLD);
+  END IF;
+  PERFORM pg_notify('console_update', json_build_object('id', NEW.id, 'job_id', NEW.job_id)::text);
+  RETURN NEW;
+END;
+$$;
+
+DROP TRIGGER IF EXISTS job_queue_notify_insert ON job;
+CREATE TRIGGER job_queue_notify_insert AFTER INSERT ON job FOR EACH ROW EXECUTE PROCEDURE job_queue_notify();
+
+DROP TRIGGER IF EXISTS job_queue_notify_update ON job;
+CREATE TRIGGER job_queue_notify_update AFTER UPDATE ON job FOR EACH ROW WHEN (
+  OLD.state IS DISTINCT FROM NEW.state OR
+  OLD.restarted IS DISTINCT FROM NEW.restarted OR
+  OLD.dependencies IS DISTINCT FROM NEW.dependencies
+) EXECUTE PROCEDURE job_queue_notify();
+
+DROP TRIGGER IF EXISTS console_notify_insert ON console;
+CREATE TRIGGER console_notify_insert AFTER INSERT ON console FOR EACH ROW EXECUTE PROCEDURE console_notify();
