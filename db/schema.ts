@@ -183,6 +183,20 @@ export interface McpAccessLogTable {
   via: 'rest' | 'mcp' | null
 }
 
+/** The gateway's own: an Idempotency-Key of a token and the build its first trigger started (24 h). */
+export interface McpTriggerIdempotencyTable {
+  token_id: string
+  idempotency_key: string
+  /** hex SHA-256 of the project and the trigger body, canonical: the same key with another request is refused */
+  request_hash: string
+  project_id: string
+  /** null only inside the transaction that claimed the key */
+  build_id: string | null
+  build_number: number | null
+  restart_counter: number | null
+  created_at: ColumnType<Date, Date | string | undefined, Date | string>
+}
+
 export interface Database {
   infrabox: InfraboxTable
   user: UserTable
@@ -197,6 +211,7 @@ export interface Database {
   test_run: TestRunTable
   mcp_token: McpTokenTable
   mcp_access_log: McpAccessLogTable
+  mcp_trigger_idempotency: McpTriggerIdempotencyTable
 }
 
 export type McpToken = Selectable<McpTokenTable>

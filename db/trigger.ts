@@ -44,46 +44,49 @@ type Source =
  * plugin does, on its own connection, after this transaction ends (defect 3).
  */
 export async function triggerBuild (db: Kysely<Database>, project: TriggerProject, body: TriggerBody): Promise<TriggerResult> {
-  return await db.transaction().execute(async trx => {
-    // Resolved before the lock: the lock blocks every build insert in InfraBox, so hold it briefly.
-    const source = await resolveSource(trx, project, body)
+  return await db.transaction().execute(async trx => await triggerBuildIn(trx, project, body))
+}
 
-    await sql`LOCK TABLE build IN EXCLUSIVE MODE`.execute(trx)
-    const { last } = await trx
-      .selectFrom('build')
-      .select(eb => eb.fn.max('build.build_number').as('last'))
-      .where('build.project_id', '=', project.id)
-      .executeTakeFirstOrThrow()
-    const buildNumber = (last ?? 0) + 1
-    const buildId = randomUUID()
+/** triggerBuild inside a transaction the caller holds (an idempotent trigger records its key in the same one). */
+export async function triggerBuildIn (trx: Transaction<Database>, project: TriggerProject, body: TriggerBody): Promise<TriggerResult> {
+  // Resolved before the lock: the lock blocks every build insert in InfraBox, so hold it briefly.
+  const source = await resolveSource(trx, project, body)
 
-    await trx.insertInto('build').values({
-      id: buildId,
-      build_number: buildNumber,
-      project_id: project.id,
-      restart_counter: 1,
-      commit_id: source.kind === 'git' ? source.commitId : null,
-      source_upload_id: source.kind === 'upload' ? source.sourceUploadId : null,
-      source: 'mcp'
-    }).execute()
+  await sql`LOCK TABLE build IN EXCLUSIVE MODE`.execute(trx)
+  const { last } = await trx
+    .selectFrom('build')
+    .select(eb => eb.fn.max('build.build_number').as('last'))
+    .where('build.project_id', '=', project.id)
+    .executeTakeFirstOrThrow()
+  const buildNumber = (last ?? 0) + 1
+  const buildId = randomUUID()
 
-    const env = body.env !== undefined && Object.keys(body.env).length > 0 ? body.env : null
-    await trx.insertInto('job').values({
-      state: 'queued',
-      type: 'create_job_matrix',
-      name: 'Create Jobs',
-      build_id: buildId,
-      project_id: project.id,
-      dockerfile: '',
-      definition: JSON.stringify(CREATE_JOBS_DEFINITION),
-      env_var: env === null ? null : JSON.stringify(env),
-      repo: source.kind === 'git'
-        ? JSON.stringify({ commit: source.commitId, clone_url: source.cloneUrl, clone_all: true })
-        : null
-    }).execute()
+  await trx.insertInto('build').values({
+    id: buildId,
+    build_number: buildNumber,
+    project_id: project.id,
+    restart_counter: 1,
+    commit_id: source.kind === 'git' ? source.commitId : null,
+    source_upload_id: source.kind === 'upload' ? source.sourceUploadId : null,
+    source: 'mcp'
+  }).execute()
 
-    return { build: { id: buildId, build_number: buildNumber, restart_counter: 1 } }
-  })
+  const env = body.env !== undefined && Object.keys(body.env).length > 0 ? body.env : null
+  await trx.insertInto('job').values({
+    state: 'queued',
+    type: 'create_job_matrix',
+    name: 'Create Jobs',
+    build_id: buildId,
+    project_id: project.id,
+    dockerfile: '',
+    definition: JSON.stringify(CREATE_JOBS_DEFINITION),
+    env_var: env === null ? null : JSON.stringify(env),
+    repo: source.kind === 'git'
+      ? JSON.stringify({ commit: source.commitId, clone_url: source.cloneUrl, clone_all: true })
+      : null
+  }).execute()
+
+  return { build: { id: buildId, build_number: buildNumber, restart_counter: 1 } }
 }
 
 async function resolveSource (trx: Transaction<Database>, project: TriggerProject, body: TriggerBody): Promise<Source> {
