@@ -3,7 +3,7 @@ import type { FileHandle } from 'node:fs/promises'
 import { open, realpath } from 'node:fs/promises'
 import path from 'node:path'
 import { Readable } from 'node:stream'
-import { GetObjectCommand, NoSuchKey, S3Client, S3ServiceException } from '@aws-sdk/client-s3'
+import { GetObjectCommand, HeadObjectCommand, NoSuchKey, NotFound, S3Client, S3ServiceException } from '@aws-sdk/client-s3'
 import { UUID } from '../lib/ids.js'
 import { badRequest, notFound } from '../lib/errors.js'
 import { ARTIFACT_FILENAME_MAX } from '../schemas/data.js'
@@ -15,10 +15,27 @@ export interface ArtifactObject {
   contentType?: string
 }
 
+/** Bytes `start` to `end` of an object, both inclusive (as HTTP's Range and createReadStream count them). */
+export interface ByteRange { start: number, end: number }
+
+export interface ArtifactStat { size: number, contentType?: string | undefined }
+
 export interface ArtifactStore {
-  /** Opens the object under `key`; throws notFound (404) when there is none. */
-  open: (key: string) => Promise<ArtifactObject>
+  /**
+   * Opens the object under `key` (only `range` of it when given: the store reads no other byte); throws notFound
+   * (404) when there is none. `size` is always the whole object's. A range must lie within the object (see stat).
+   */
+  open: (key: string, range?: ByteRange) => Promise<ArtifactObject>
+  /** The object's size without reading it; notFound (404) when there is none. */
+  stat: (key: string) => Promise<ArtifactStat>
   close?: () => Promise<void>
+}
+
+function assertRange (range: ByteRange | undefined): void {
+  if (range === undefined) return
+  if (!Number.isSafeInteger(range.start) || !Number.isSafeInteger(range.end) || range.start < 0 || range.end < range.start) {
+    throw new RangeError(`not a byte range: ${range.start}-${range.end}`)
+  }
 }
 
 /**
@@ -71,6 +88,12 @@ const CONTENT_TYPES: Record<string, string> = {
   '.tar': 'application/x-tar'
 }
 
+/** The type an object was stored with, unless it says nothing (absent or a generic octet stream): then the name's. */
+function storedTypeOr (stored: string | undefined, key: string): string {
+  if (stored === undefined || /^(application|binary)\/octet-stream\b/i.test(stored)) return contentTypeFor(key)
+  return stored
+}
+
 /** A content type from the filename's extension; application/octet-stream when unknown. */
 export function contentTypeFor (filename: string): string {
   return CONTENT_TYPES[path.extname(filename).toLowerCase()] ?? 'application/octet-stream'
@@ -94,7 +117,24 @@ export class FsArtifactStore implements ArtifactStore {
     this.root = path.resolve(root)
   }
 
-  async open (key: string): Promise<ArtifactObject> {
+  async open (key: string, range?: ByteRange): Promise<ArtifactObject> {
+    assertRange(range)
+    return await this.#withFile(key, async (handle, size) => {
+      // The stream owns the handle from here and closes it at end, error or destroy.
+      const stream = handle.createReadStream(range === undefined ? {} : { start: range.start, end: range.end })
+      return { stream, size, contentType: contentTypeFor(key) }
+    })
+  }
+
+  async stat (key: string): Promise<ArtifactStat> {
+    return await this.#withFile(key, async (handle, size) => {
+      await handle.close()
+      return { size, contentType: contentTypeFor(key) }
+    })
+  }
+
+  /** Opens the file of `key` inside the root (symlinks resolved), hands it to `use`, which owns it from then on. */
+  async #withFile<T> (key: string, use: (handle: FileHandle, size: number) => Promise<T>): Promise<T> {
     assertKey(key)
     const lexical = path.resolve(this.root, key)
     if (!isInside(this.root, lexical)) throw badRequest('not an artifact key')
@@ -107,16 +147,23 @@ export class FsArtifactStore implements ArtifactStore {
       handle = await open(realTarget, 'r')
       const stat = await handle.stat()
       if (!stat.isFile()) throw missing
-      // The stream owns the handle from here and closes it at end, error or destroy.
-      const stream = handle.createReadStream()
+      const owned = handle
       handle = undefined
-      return { stream, size: stat.size, contentType: contentTypeFor(key) }
+      return await use(owned, stat.size)
     } catch (err) {
       await handle?.close()
       if (isErrno(err, 'ENOENT', 'ENOTDIR', 'EISDIR', 'ELOOP', 'ENAMETOOLONG')) throw missing
       throw err
     }
   }
+}
+
+/** S3's "no such object" in its several spellings as our 404; anything else unchanged. */
+function missingAs404 (err: unknown, key: string): unknown {
+  if (err instanceof NoSuchKey || err instanceof NotFound) return notFound(`artifact ${key} not found`)
+  // Some S3-compatible servers answer a bare 404 without the NoSuchKey code (HEAD answers never carry one).
+  if (err instanceof S3ServiceException && err.$metadata.httpStatusCode === 404) return notFound(`artifact ${key} not found`)
+  return err
 }
 
 export interface S3ArtifactStoreOptions {
@@ -148,21 +195,35 @@ export class S3ArtifactStore implements ArtifactStore {
     })
   }
 
-  async open (key: string): Promise<ArtifactObject> {
+  async open (key: string, range?: ByteRange): Promise<ArtifactObject> {
     assertKey(key)
+    assertRange(range)
     let out
     try {
-      out = await this.#client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }))
+      out = await this.#client.send(new GetObjectCommand({
+        Bucket: this.bucket,
+        Key: key,
+        ...(range === undefined ? {} : { Range: `bytes=${range.start}-${range.end}` })
+      }))
     } catch (err) {
-      if (err instanceof NoSuchKey) throw notFound(`artifact ${key} not found`)
-      // Some S3-compatible servers answer a bare 404 without the NoSuchKey code.
-      if (err instanceof S3ServiceException && err.$metadata.httpStatusCode === 404) throw notFound(`artifact ${key} not found`)
-      throw err
+      throw missingAs404(err, key)
     }
     const body = out.Body
     // In Node the SDK returns an IncomingMessage; anything else means a misconfigured runtime.
     if (!(body instanceof Readable)) throw new Error('S3 returned a body that is not a Node.js stream')
-    return { stream: body, size: out.ContentLength, contentType: out.ContentType ?? contentTypeFor(key) }
+    // A ranged answer's Content-Length is the range's; the whole size is the tail of Content-Range (bytes a-b/size).
+    const total = range === undefined ? out.ContentLength : Number(/\/(\d+)$/.exec(out.ContentRange ?? '')?.[1] ?? NaN)
+    return { stream: body, size: Number.isSafeInteger(total) ? total : undefined, contentType: storedTypeOr(out.ContentType, key) }
+  }
+
+  async stat (key: string): Promise<ArtifactStat> {
+    assertKey(key)
+    try {
+      const out = await this.#client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }))
+      return { size: out.ContentLength ?? 0, contentType: storedTypeOr(out.ContentType, key) }
+    } catch (err) {
+      throw missingAs404(err, key)
+    }
   }
 
   async close (): Promise<void> {
