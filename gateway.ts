@@ -117,6 +117,7 @@ export const mcpGateway: FastifyPluginAsync<McpGatewayOptions> = async (fastify,
     await chain.register(projectAccess)
     await chain.register(triggerAccess)
     await chain.register(autoload, { dir: routesDir('projects'), routeParams: true, options: { prefix: '/projects' } })
+    await chain.register(autoload, { dir: routesDir('me'), options: { prefix: '/me' } })
     await chain.register(mcpEndpoint) // native MCP at the prefix root (SPEC §7)
   })
 }

@@ -5,8 +5,10 @@ import { untrustedText } from '../lib/text.js'
 import {
   ARTIFACT_GREP_MATCHES_DEFAULT, ARTIFACT_WINDOW_DEFAULT, ARTIFACT_WINDOW_MAX, type ArtifactText
 } from '../schemas/agent.js'
-import type { ArtifactStore } from './artifact-store.js'
+import { artifactKey, type ArtifactStore } from './artifact-store.js'
 import { isTextual } from './artifacts.js'
+import { findArtifact } from '../db/artifacts.js'
+import type { GatewayServices } from './services.js'
 import { badRequest, unprocessable } from '../lib/errors.js'
 
 export interface TextWindow {
@@ -21,6 +23,13 @@ export interface TextWindow {
 /** Whether any window argument was given (get_artifact keeps its old answer without one). */
 export const hasWindow = (w: TextWindow): boolean =>
   w.offset !== undefined || w.length !== undefined || w.tail !== undefined || w.grep !== undefined
+
+/** A window of a job's artifact: it must be listed in job.archive (404 otherwise), then it is read from the store. */
+export async function readJobArtifactText (services: GatewayServices, projectId: string, jobId: string, filename: string, w: TextWindow): Promise<ArtifactText> {
+  const key = artifactKey(jobId, filename) // 400 on a name that could climb out, before any query
+  const entry = await findArtifact(services.db, projectId, jobId, filename)
+  return await readArtifactText(services.artifacts, key, entry.filename, w)
+}
 
 /** Reading backwards for tail goes this far per ranged read. */
 const TAIL_CHUNK = 64 * 1024

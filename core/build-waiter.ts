@@ -4,7 +4,7 @@ import type { Kysely } from 'kysely'
 import { getBuild } from '../db/builds.js'
 import type { Database } from '../db/schema.js'
 import type { BuildDetail } from '../schemas/data.js'
-import { GatewayError } from './errors.js'
+import { GatewayError } from '../lib/errors.js'
 import { JOB_UPDATE, type Notifier } from './notifier.js'
 
 export interface WaitOutcome {

@@ -1,7 +1,7 @@
 // Idempotent triggers (SPEC §11): the first trigger with a token's Idempotency-Key starts the build; a retry within 24 h gets the same answer.
 import { createHash } from 'node:crypto'
 import { sql, type Kysely } from 'kysely'
-import { conflict, unprocessable } from '../core/errors.js'
+import { conflict, unprocessable } from '../lib/errors.js'
 import type { TriggerBody, TriggerResult } from '../schemas/data.js'
 import type { Database } from './schema.js'
 import { triggerBuildIn, type TriggerProject } from './trigger.js'

@@ -1,6 +1,6 @@
 // What a token reaches, project by project, for token info: its named projects (or its owner's collaborations) with the owner's live role.
 import type { Kysely } from 'kysely'
-import { UUID } from '../core/cursor.js'
+import { UUID } from '../lib/ids.js'
 import type { Database, EnabledProjects, UserRole } from './schema.js'
 
 export interface ScopedProject {

@@ -78,7 +78,7 @@ export async function mcpEndpoint (fastify: FastifyInstance): Promise<void> {
       return await reply.code(404).send(jsonRpcError(-32601, LISTEN_REFUSAL, exchange.message.id))
     }
 
-    const caller: ToolCaller = { services, principal: request.mcpPrincipal, log: request.log, restUrl: restUrlFor(request, prefix) }
+    const caller: ToolCaller = { services, principal: request.mcpPrincipal, log: request.log, restUrl: restUrlFor(request, prefix), signal: disconnected.signal }
     const scope = new CallScope(caller, exchange)
     const response = await mcp.fetch(webRequestOf(request, disconnected.signal), { authInfo: scope.authInfo(), parsedBody: request.body })
     // Fastify 5 sends a WHATWG Response (status, headers, streamed body) through its normal pipeline: onSend/onResponse still run.

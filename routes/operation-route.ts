@@ -4,6 +4,7 @@ import { ErrorBody } from '../schemas/common.js'
 import { restUrlFor } from '../core/links.js'
 import type { Static, TObject } from '@fastify/type-provider-typebox'
 import type { AnyOperation, Operation, OperationContext } from '../core/operations/index.js'
+import { IdempotencyHeaders } from '../schemas/agent.js'
 
 const REFUSALS = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody, 410: ErrorBody, 422: ErrorBody, 429: ErrorBody, 503: ErrorBody }
 
@@ -39,11 +40,21 @@ export function operationRoute (fastify: FastifyInstance, op: AnyOperation, over
       security: [{ mcpToken: [] }],
       ...(hasParams ? { params: op.params } : {}),
       ...(op.method === 'POST' ? { body: op.input } : { querystring: op.input }),
+      ...(op.idempotencyKey === true ? { headers: IdempotencyHeaders } : {}),
       response: { [op.successStatus]: op.output, ...REFUSALS }
     },
     config: { mcp: { action: op.name, bucket: op.bucket, rpm: op.rpm, failClosed: op.failClosed, trigger: op.trigger } },
     handler: async (request, reply) => {
-      const result = await op.run(operationContext(fastify, request), operationArgs(op, request))
+      // A client that hangs up ends a long operation (a wait) at once.
+      const gone = new AbortController()
+      reply.raw.once('close', () => { if (!reply.raw.writableFinished) gone.abort() })
+      const key = request.headers['idempotency-key']
+      const ctx: OperationContext = {
+        ...operationContext(fastify, request),
+        signal: gone.signal,
+        ...(op.idempotencyKey === true && typeof key === 'string' ? { idempotencyKey: key } : {})
+      }
+      const result = await op.run(ctx, operationArgs(op, request))
       return await reply.code(op.successStatus).send(result)
     },
     ...overrides

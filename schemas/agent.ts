@@ -1,7 +1,7 @@
 // TypeBox schemas of the agent tools (SPEC §11) built here: wait_for_build, artifact text windows, token info.
 import { Type, type Static } from '@fastify/type-provider-typebox'
 import { DateTime, NullableDateTime, Uuid } from './common.js'
-import { ARTIFACT_FILENAME_MAX, BuildStatus, JobState, UserRole } from './data.js'
+import { ARTIFACT_FILENAME_MAX, ArtifactContent, BuildStatus, JobState, UserRole } from './data.js'
 
 // ---------------------------------------------------------------- wait_for_build
 
@@ -89,6 +89,19 @@ export const ArtifactText = Type.Object({
 }, { additionalProperties: false, description: 'A window of a text artifact. Binary files are refused (422).' })
 export type ArtifactText = Static<typeof ArtifactText>
 
+/** get_artifact's answer: without a window the artifact inline or linked (ArtifactContent); with one, the window too. */
+export const ArtifactWindowContent = Type.Object({
+  ...ArtifactContent.properties,
+  text: Type.Optional(Type.String({ description: 'without a window: the whole file as UTF-8 text, present only for small text files (at most 256 KiB); with offset/length or tail: the window\'s text' })),
+  size: Type.Union([Type.Integer({ minimum: 0 }), Type.Null()], { description: 'bytes of the whole file; null when neither the store nor the job recorded it' }),
+  mode: Type.Optional(artifactWindowResultProperties.mode),
+  offset: Type.Optional(artifactWindowResultProperties.offset),
+  length: Type.Optional(artifactWindowResultProperties.length),
+  truncated: Type.Optional(artifactWindowResultProperties.truncated),
+  matches: artifactWindowResultProperties.matches
+}, { additionalProperties: false, description: 'One artifact of a job: without a window, inline when it is small text, else a link to download it; with a window (offset/length, tail or grep), that part of a text file of any size.' })
+export type ArtifactWindowContent = Static<typeof ArtifactWindowContent>
+
 // ---------------------------------------------------------------- token info
 
 export const BucketBudget = Type.Object({
@@ -113,3 +126,17 @@ export const TokenInfo = Type.Object({
   buckets: Type.Record(Type.String(), BucketBudget, { description: 'every budget by bucket name, read without spending it (introspect includes this call)' })
 }, { additionalProperties: false, description: 'Who this token speaks for, what it may reach and what is left of each budget.' })
 export type TokenInfo = Static<typeof TokenInfo>
+
+// ---------------------------------------------------------------- idempotent trigger
+
+/** The `Idempotency-Key` header (REST) or `idempotency_key` argument (MCP): printable ASCII, e.g. a UUID. */
+export const IdempotencyKey = Type.String({
+  minLength: 1,
+  maxLength: 255,
+  pattern: '^[\\x21-\\x7e]+$',
+  description: 'any string of 1-255 printable ASCII characters (a UUID is a good choice): the same key from the same token within 24 h returns the first answer (the same build) instead of starting another; the same key with a different request is 422'
+})
+
+export const IdempotencyHeaders = Type.Object({
+  'idempotency-key': Type.Optional(IdempotencyKey)
+}, { description: 'Idempotency-Key makes a retried call safe' })

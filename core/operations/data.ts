@@ -7,9 +7,12 @@ import { getJob, listJobs, listTestRuns } from '../../db/jobs.js'
 import { readJobLog } from '../../db/logs.js'
 import { listArtifacts } from '../../db/artifacts.js'
 import { triggerBuild } from '../../db/trigger.js'
+import { triggerOnce } from '../../db/idempotency.js'
+import { ArtifactWindowContent, artifactWindowProperties } from '../../schemas/agent.js'
+import { hasWindow, readJobArtifactText } from '../artifact-text.js'
 import { PageQuery } from '../../schemas/common.js'
 import {
-  ArtifactContent, ArtifactDownloadQuery, ArtifactPage, BuildDetail, BuildPage, BuildParams, BuildsQuery, Job, JobLog, JobLogQuery,
+  ArtifactDownloadQuery, ArtifactPage, BuildDetail, BuildPage, BuildParams, BuildsQuery, Job, JobLog, JobLogQuery,
   JobPage, JobParams, Project, ProjectPage, ProjectParams, TestRunPage, TestRunsQuery, TriggerBody, TriggerResult
 } from '../../schemas/data.js'
 import { INLINE_TEXT_MAX, readArtifactSummary } from '../artifacts.js'
@@ -66,6 +69,7 @@ export const getBuildOp = defineOperation({
   title: 'Get a build',
   description: 'One build with its commit (message, author, url) and all its jobs with their states.' + budgetNote('list_builds'),
   path: '/projects/:projectId/builds/:buildId',
+  untrusted: true,
   bucket: 'list_builds',
   rpm: 'default',
   params: BuildParams,
@@ -79,6 +83,7 @@ export const listJobsOp = defineOperation({
   title: 'List jobs of a build',
   description: 'The jobs of a build: id, name, type, state, start/end, message and dependencies. Paged with cursor/next_cursor.' + budgetNote('list_jobs'),
   path: '/projects/:projectId/builds/:buildId/jobs',
+  untrusted: true,
   bucket: 'list_jobs',
   rpm: 'default',
   params: BuildParams,
@@ -92,6 +97,7 @@ export const getJobOp = defineOperation({
   title: 'Get a job',
   description: 'One job by id: name, type, state, times, message and dependencies.' + budgetNote('list_jobs'),
   path: '/projects/:projectId/jobs/:jobId',
+  untrusted: true,
   bucket: 'list_jobs',
   rpm: 'default',
   params: JobParams,
@@ -105,6 +111,7 @@ export const listTestRunsOp = defineOperation({
   title: 'List test results of a job',
   description: 'Test results of a job: suite, name, state (ok, failure, error, skipped), duration, message and stack. Filter by state (e.g. failure); paged with cursor/next_cursor.' + budgetNote('list_jobs'),
   path: '/projects/:projectId/jobs/:jobId/testruns',
+  untrusted: true,
   bucket: 'list_jobs',
   rpm: 'default',
   params: JobParams,
@@ -118,6 +125,7 @@ export const getJobLogOp = defineOperation({
   title: 'Read a job\'s console log',
   description: 'A window of a job\'s console log: by default its last 1 MiB. Use tail for the last N lines, or offset+length (bytes) to page: the next window starts at offset + length; truncated says whether there is more. Logs older than 30 days may have been deleted.' + budgetNote('get_job_log', 'small: 10 by default'),
   path: '/projects/:projectId/jobs/:jobId/log',
+  untrusted: true,
   bucket: 'get_job_log',
   rpm: 'log',
   params: JobParams,
@@ -148,19 +156,25 @@ export const getArtifactOp = defineOperation({
   title: 'Get a job\'s artifact',
   description: 'One file a job uploaded (see list_artifacts for the names). Text files up to ' +
     `${INLINE_TEXT_MAX / 1024} KiB come back inline in "text"; anything else comes back as a resource_link to its ` +
-    'download_url, which needs the same Authorization header as this endpoint.' + budgetNote('list_job_artifacts', 'shared with list_artifacts; small: 10 by default'),
+    'download_url, which needs the same Authorization header as this endpoint. For a large text file ask for a window instead: ' +
+    'tail (the last N lines), grep (a regular expression in RE2 syntax: the matching lines with their numbers; ignore_case, ' +
+    'max_matches), or offset+length (bytes; the next window starts at offset + length). Binary files have no text windows.' + budgetNote('list_job_artifacts', 'shared with list_artifacts; small: 10 by default'),
   path: '/projects/:projectId/jobs/:jobId/artifacts/download',
+  untrusted: true,
   bucket: 'list_job_artifacts',
   rpm: 'artifact',
   params: JobParams,
-  input: ArtifactDownloadQuery,
-  output: ArtifactContent,
+  // the REST download takes the filename alone (its route narrows the query); the window arguments are get_artifact's
+  // and GET …/artifacts/text's
+  input: Type.Object({ ...ArtifactDownloadQuery.properties, ...artifactWindowProperties }, { additionalProperties: false, description: 'Which artifact, and optionally which window of it.' }),
+  output: ArtifactWindowContent,
   run: async (ctx, args) => {
     const project = projectOf(ctx)
     const downloadUrl = ctx.restUrl(`/projects/${project.id}/jobs/${args.jobId.toLowerCase()}/artifacts/download?filename=${encodeURIComponent(args.filename)}`)
+    if (hasWindow(args)) return { ...await readJobArtifactText(ctx.services, project.id, args.jobId, args.filename, args), download_url: downloadUrl }
     return await readArtifactSummary(ctx.services, project.id, args.jobId, args.filename, downloadUrl)
   },
-  toolContent: (artifact): ContentBlock[] => artifact.text !== undefined
+  toolContent: (artifact): ContentBlock[] => artifact.text !== undefined || artifact.mode !== undefined
     ? []
     : [{
         type: 'resource_link',
@@ -175,7 +189,7 @@ export const getArtifactOp = defineOperation({
 export const triggerBuildOp = defineOperation({
   name: 'trigger_build',
   title: 'Trigger a build',
-  description: 'Starts a new build of the project, as InfraBox\'s own "trigger" does. Git projects need a branch (its newest known commit is built) or a sha of a known commit; upload projects rebuild their newest upload. Optional env: NAME -> value. Returns the new build id and number; follow it with get_build. Needs a token with allow_trigger.' + budgetNote('trigger_build', '5 by default'),
+  description: 'Starts a new build of the project, as InfraBox\'s own "trigger" does. Git projects need a branch (its newest known commit is built) or a sha of a known commit; upload projects rebuild their newest upload. Optional env: NAME -> value. Returns the new build id and number; follow it with wait_for_build. Pass an idempotency_key (e.g. a UUID you make up) so that a retry of the same call within 24 h returns the same build instead of starting another. Needs a token with allow_trigger.' + budgetNote('trigger_build', '5 by default'),
   path: '/projects/:projectId/trigger',
   method: 'POST',
   bucket: 'trigger_build',
@@ -185,9 +199,13 @@ export const triggerBuildOp = defineOperation({
   output: TriggerResult,
   successStatus: 201,
   trigger: true,
+  idempotencyKey: true,
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false },
   run: async (ctx, args) => {
     const project = projectOf(ctx)
-    return await triggerBuild(ctx.services.db, { id: project.id, type: project.type }, { branch: args.branch, sha: args.sha, env: args.env })
+    const target = { id: project.id, type: project.type }
+    const body = { branch: args.branch, sha: args.sha, env: args.env }
+    if (ctx.idempotencyKey === undefined) return await triggerBuild(ctx.services.db, target, body)
+    return (await triggerOnce(ctx.services.db, ctx.principal.tokenId, ctx.idempotencyKey, target, body)).result
   }
 })

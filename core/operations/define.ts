@@ -12,6 +12,10 @@ export interface OperationContext {
   project: ProjectGrant | null
   /** absolute URL of a REST route below the gateway's prefix (`path` starts with '/'), for links in answers */
   restUrl: (path: string) => string
+  /** fires when the caller has gone (the client closed its connection): long operations (wait_for_build) stop early */
+  signal?: AbortSignal
+  /** the caller's Idempotency-Key (REST header) or idempotency_key (MCP argument), for operations that take one */
+  idempotencyKey?: string
 }
 
 export interface ToolAnnotations { readOnlyHint: boolean, destructiveHint: boolean, idempotentHint: boolean, openWorldHint: boolean }
@@ -40,6 +44,10 @@ export interface Operation<P extends TObject = TObject, I extends TObject = TObj
   /** needs the token's allow_trigger */
   trigger: boolean
   annotations: ToolAnnotations
+  /** its answers carry text from CI (logs, messages, artifacts): MCP results say so in _meta, the tool's description too */
+  untrusted?: boolean
+  /** takes an idempotency key: the `Idempotency-Key` header over REST, the `idempotency_key` argument over MCP */
+  idempotencyKey?: boolean
   /** the work; the same for REST and MCP */
   run (ctx: OperationContext, args: Static<P> & Static<I>): Promise<Static<O>>
   /** MCP content blocks after the JSON text (default none), e.g. a resource_link */

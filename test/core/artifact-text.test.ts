@@ -99,16 +99,16 @@ function behaviour (t: Test, store: CountingStore): void {
   })
 
   t.test('argument mistakes are 400', async t => {
-    await t.rejects(read('small.txt', { tail: 1, grep: 'a' }), { statusCode: 400 })
-    await t.rejects(read('small.txt', { offset: 1, tail: 1 }), { statusCode: 400 })
-    await t.rejects(read('small.txt', { ignore_case: true }), { statusCode: 400 })
-    await t.rejects(read('missing.txt', {}), { statusCode: 404 })
+    await t.rejects(read('small.txt', { tail: 1, grep: 'a' }), { statusCode: 400, code: 'MCP_BAD_REQUEST' })
+    await t.rejects(read('small.txt', { offset: 1, tail: 1 }), { statusCode: 400, code: 'MCP_BAD_REQUEST' })
+    await t.rejects(read('small.txt', { ignore_case: true }), { statusCode: 400, code: 'MCP_BAD_REQUEST' })
+    await t.rejects(read('missing.txt', {}), { statusCode: 404, code: 'MCP_NOT_FOUND' })
   })
 }
 
 t.test('compilePattern: RE2 semantics', async t => {
   t.ok(compilePattern('err(or)?', true).test('An ERROR'))
-  for (const bad of ['(?=x)', '(a)\\1', '[', '(?<!a)b']) t.throws(() => compilePattern(bad), { statusCode: 400 }, bad)
+  for (const bad of ['(?=x)', '(a)\\1', '[', '(?<!a)b']) t.throws(() => compilePattern(bad), { statusCode: 400, code: 'MCP_BAD_REQUEST' }, bad)
   t.ok(GREP_SCAN_MAX >= 100 * 1024 * 1024)
 })
 
@@ -145,7 +145,7 @@ t.test('S3ArtifactStore against s3rver', async t => {
     t.equal(Buffer.concat(chunks).toString(), 'beta')
     t.equal(object.size, SMALL.length)
     t.match(await s3.stat(artifactKey(JOB, 'big.log')), { size: BIG.length })
-    await t.rejects(s3.stat(artifactKey(JOB, 'missing.txt')), { statusCode: 404 })
+    await t.rejects(s3.stat(artifactKey(JOB, 'missing.txt')), { statusCode: 404, code: 'MCP_NOT_FOUND' })
   })
   behaviour(t, new CountingStore(s3))
 })

@@ -75,7 +75,7 @@ t.test('a build that is not running answers at once; a build of another project 
   t.equal(outcome.build.status, 'finished')
   t.ok(performance.now() - started < 1000)
   await t.rejects(waiters.wait(FIXTURE.projects.upload, FIXTURE.builds.b1, 1000), { statusCode: 404, code: 'MCP_NOT_FOUND' })
-  await t.rejects(waiters.wait(project, randomUUID(), 1000), { statusCode: 404 })
+  await t.rejects(waiters.wait(project, randomUUID(), 1000), { statusCode: 404, code: 'MCP_NOT_FOUND' })
 })
 
 t.test('timeout: finished false with the elapsed time and the build as last seen', async t => {
@@ -104,7 +104,7 @@ t.test('jobs created after the first check (Create Jobs expanding the build) are
 })
 
 t.test('200 concurrent waiters hold no database connection and share one check per wake-up', async t => {
-  const builds = []
+  const builds: Array<{ buildId: string, jobIds: string[] }> = []
   for (let i = 0; i < 4; i++) builds.push(await newBuild(['running']))
   // warm up: the listener is up and the pool has served four checks at once (its connections stay open, idle)
   await Promise.all([FIXTURE.builds.b1, FIXTURE.builds.b2, FIXTURE.builds.b3, FIXTURE.builds.b4].map(async b => await waiters.wait(project, b, 1000)))

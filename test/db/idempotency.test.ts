@@ -32,13 +32,13 @@ t.test('the same key with another request is 422, and starts nothing', async t =
   for (const body of [{ branch: 'feature/login' }, { branch: 'main', env: { X: '1' } }, { sha: FIXTURE.commits.main3 }]) {
     await t.rejects(triggerOnce(db, TOKEN, 'key-2', github, body), { statusCode: 422, code: 'MCP_UNPROCESSABLE' }, JSON.stringify(body))
   }
-  await t.rejects(triggerOnce(db, TOKEN, 'key-2', { id: FIXTURE.projects.gerrit, type: 'gerrit' }, { branch: 'main' }), { statusCode: 422 }, 'another project')
+  await t.rejects(triggerOnce(db, TOKEN, 'key-2', { id: FIXTURE.projects.gerrit, type: 'gerrit' }, { branch: 'main' }), { statusCode: 422, code: 'MCP_UNPROCESSABLE' }, 'another project')
   t.equal(await buildsOfProject(), before)
   t.equal(triggerRequestHash(github.id, { branch: 'main', env: {} }), triggerRequestHash(github.id.toUpperCase(), { branch: 'main' }), 'an empty env is no env')
 })
 
 t.test('a failed trigger is not remembered', async t => {
-  await t.rejects(triggerOnce(db, TOKEN, 'key-3', github, { branch: 'no-such-branch' }), { statusCode: 422 })
+  await t.rejects(triggerOnce(db, TOKEN, 'key-3', github, { branch: 'no-such-branch' }), { statusCode: 422, code: 'MCP_UNPROCESSABLE' })
   t.equal((await db.selectFrom('mcp_trigger_idempotency').select('token_id').where('idempotency_key', '=', 'key-3').execute()).length, 0)
   const ok = await triggerOnce(db, TOKEN, 'key-3', github, { branch: 'main' })
   t.equal(ok.replayed, false, 'the corrected request may use the key')

@@ -8,7 +8,7 @@ import { mintToken, post, startMcpApp, type HttpAnswer } from '../helpers/mcp.js
 const { projects: P } = FIXTURE
 const LEGACY = '2025-11-25'
 const MODERN = '2026-07-28'
-const TOOL_COUNT = 11
+const TOOL_COUNT = 13
 
 // TRUST_PROXY: the artifact links below are built from X-Forwarded-Proto/Host when the proxy is trusted.
 const { app, endpoint, session } = await startMcpApp(t, { env: { TRUST_PROXY: 'true' } })

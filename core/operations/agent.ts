@@ -1,0 +1,80 @@
+// SPEC §11's operations built on the gateway's own engines: wait_for_build (InfraBox's notifications) and get_token_info (the limiter's peek).
+import { Type } from '@fastify/type-provider-typebox'
+import { untrustedText } from '../../lib/text.js'
+import { BuildParams, type BuildDetail } from '../../schemas/data.js'
+import { TokenInfo, WaitQuery, WaitResult } from '../../schemas/agent.js'
+import { tokenInfo } from '../token-info.js'
+import type { BudgetRule } from '../budget.js'
+import { budgetNote, defineOperation, projectOf } from './define.js'
+
+/** The answer of a wait: the build's status and its jobs' states; job names and messages are CI text. */
+function waitResult (finished: boolean, elapsedMs: number, build: BuildDetail): WaitResult {
+  const jobStates: Record<string, number> = {}
+  for (const job of build.jobs) jobStates[job.state] = (jobStates[job.state] ?? 0) + 1
+  return {
+    finished,
+    elapsed_seconds: Math.round(elapsedMs / 100) / 10,
+    build: {
+      id: build.id,
+      build_number: build.build_number,
+      restart_counter: build.restart_counter,
+      status: build.status,
+      branch: build.branch,
+      commit_sha: build.commit_sha,
+      created_at: build.created_at,
+      finished_at: build.finished_at
+    },
+    job_states: jobStates,
+    jobs: build.jobs.map(job => ({
+      id: job.id,
+      name: untrustedText(job.name),
+      state: job.state,
+      start_date: job.start_date,
+      end_date: job.end_date,
+      message: job.message === null ? null : untrustedText(job.message)
+    }))
+  }
+}
+
+export const waitForBuildOp = defineOperation({
+  name: 'wait_for_build',
+  title: 'Wait until a build finishes',
+  description: 'Returns as soon as the build stops running (no job queued, scheduled or running) with its status and every job\'s state; ' +
+    'or after timeout seconds (default 30, max 45) with finished: false, and then you call it again. Use it after trigger_build instead of ' +
+    'polling get_build: InfraBox itself wakes the gateway, and one call covers up to 45 s.' + budgetNote('list_builds'),
+  path: '/projects/:projectId/builds/:buildId/wait',
+  bucket: 'list_builds',
+  rpm: 'default',
+  params: BuildParams,
+  input: WaitQuery,
+  output: WaitResult,
+  // not idempotent: the answer depends on when it is asked
+  annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: false, openWorldHint: false },
+  untrusted: true,
+  run: async (ctx, args) => {
+    const outcome = await ctx.services.waiters.wait(projectOf(ctx).id, args.buildId, args.timeout * 1000, ctx.signal)
+    return waitResult(outcome.finished, outcome.elapsedMs, outcome.build)
+  }
+})
+
+/** Every budget an agent can spend, one rule per bucket, from the one list (loaded when asked: it imports this module). */
+async function budgetRules (): Promise<BudgetRule[]> {
+  const { OPERATIONS } = await import('./index.js')
+  return OPERATIONS.map(op => ({ bucket: op.bucket, rpm: op.rpm }))
+}
+
+export const getTokenInfoOp = defineOperation({
+  name: 'get_token_info',
+  title: 'Who am I, and what is left of my budgets',
+  description: 'Who this token speaks for (token_id, owner), the projects it reaches with their expiry and your live role, ' +
+    'allow_trigger, the token\'s expiry, and for every budget {limit, remaining, reset_seconds}, read without spending any of ' +
+    'them. Call it when a call was refused, or before a burst of calls.' + budgetNote('introspect', '60 by default'),
+  path: '/me',
+  bucket: 'introspect',
+  rpm: 'introspect',
+  params: Type.Object({}),
+  input: Type.Object({}, { additionalProperties: false }),
+  output: TokenInfo,
+  annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: false, openWorldHint: false },
+  run: async (ctx) => await tokenInfo(ctx.services, ctx.principal, await budgetRules())
+})
