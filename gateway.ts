@@ -82,8 +82,15 @@ function servicesFrom (fastify: FastifyInstance, opts: McpGatewayOptions): Gatew
 export const mcpGateway: FastifyPluginAsync<McpGatewayOptions> = async (fastify, opts) => {
   const services = opts.services ?? servicesFrom(fastify, opts)
   if (opts.services === undefined) fastify.addHook('onClose', async () => { await services.close() })
-  // Before the server waits for its in-flight requests: a waiting wait_for_build answers now (finished: false).
-  fastify.addHook('preClose', async () => { services.waiters.closing() })
+  // Before the server waits for its in-flight requests: a waiting wait_for_build answers now (finished: false), and
+  // answers sent from now on close their connection (Fastify marks only requests that arrive during the close), so
+  // the server is not left waiting for a keep-alive socket of a request that was already in flight.
+  let closing = false
+  fastify.addHook('preClose', async () => {
+    closing = true
+    services.waiters.closing()
+  })
+  fastify.addHook('onSend', async (_request, reply) => { if (closing) void reply.header('connection', 'close') })
   // The standalone app decorates its root with the same services (for /readyz, /metrics); a host may not have.
   if (!fastify.hasDecorator('mcpGateway')) fastify.decorate('mcpGateway', services)
   fastify.decorate('mcpPrefix', fastify.prefix)
