@@ -3,6 +3,7 @@ import Fastify from 'fastify'
 import closeWithGrace from 'close-with-grace'
 import { ConfigError, loadConfig, type Config } from './config.js'
 import app, { MCP_PREFIX, serverOptions } from './app.js'
+import { STORY } from './db/seed-story.js'
 
 function readConfig (): Config {
   try {
@@ -60,6 +61,9 @@ function printDemo (address: string, session: string): void {
     '  # use it:',
     `  curl -s ${base}${MCP_PREFIX}/projects -H "Authorization: Bearer $MCP_TOKEN"`,
     `  curl -s ${base}${MCP_PREFIX}/tokens/ -H "Authorization: Bearer $SESSION"`,
+    '',
+    '  # why did build #6 of demo-shop fail? one call: the compile error, and which failing tests are new, known or flaky',
+    `  curl -s ${base}${MCP_PREFIX}/projects/${STORY.project}/builds/${STORY.failing}/failures -H "Authorization: Bearer $MCP_TOKEN"`,
     ''
   ]
   process.stdout.write(lines.join('\n') + '\n')

@@ -6,11 +6,11 @@ import { sql, type InsertObject, type Kysely, type RawBuilder } from 'kysely'
 import type { ArchiveEntry, Database, JobState, JobType } from './schema.js'
 
 /** Readable fixed UUIDs: group and number show in the last block, e.g. 00000000-0000-4000-8000-000300000002. */
-const fixedId = (group: number, n: number): string =>
+export const fixedId = (group: number, n: number): string =>
   `00000000-0000-4000-8000-${group.toString(16).padStart(4, '0')}${n.toString(16).padStart(8, '0')}`
 
 /** A deterministic 40-hex sha per name. */
-const shaOf = (name: string): string => createHash('sha1').update(name).digest('hex')
+export const shaOf = (name: string): string => createHash('sha1').update(name).digest('hex')
 
 export const FIXTURE = {
   users: {
@@ -138,7 +138,7 @@ export interface SeedOptions {
 }
 
 const BASE = Date.UTC(2024, 0, 1, 0, 0, 0)
-const at = (hours: number, minutes = 0): Date => new Date(BASE + hours * 3_600_000 + minutes * 60_000)
+export const at = (hours: number, minutes = 0): Date => new Date(BASE + hours * 3_600_000 + minutes * 60_000)
 
 /** A jsonb[] value: InfraBox's `job.archive`. */
 function archive (entries: ArchiveEntry[]): RawBuilder<string> {
@@ -147,7 +147,7 @@ function archive (entries: ArchiveEntry[]): RawBuilder<string> {
 
 const DONE: ReadonlySet<JobState> = new Set(['finished', 'failure', 'error', 'killed', 'unstable', 'skipped'])
 
-interface JobSpec {
+export interface JobSpec {
   id: string
   name: string
   state: JobState
@@ -158,7 +158,7 @@ interface JobSpec {
 }
 
 /** A build's jobs: a finished "Create Jobs" first, then the given ones depending on it, a minute apart. */
-function jobsFor (projectId: string, buildId: string, hour: number, create: string, specs: JobSpec[]): Array<InsertObject<Database, 'job'>> {
+export function jobsFor (projectId: string, buildId: string, hour: number, create: string, specs: JobSpec[]): Array<InsertObject<Database, 'job'>> {
   const createJob: InsertObject<Database, 'job'> = {
     id: create,
     state: 'finished',
@@ -336,7 +336,7 @@ export async function seedFixture (db: Kysely<Database>, opts: SeedOptions = {})
   return FIXTURE
 }
 
-async function writeArtifact (root: string, jobId: string, filename: string, content: Buffer): Promise<void> {
+export async function writeArtifact (root: string, jobId: string, filename: string, content: Buffer): Promise<void> {
   const dir = path.join(root, 'archive', jobId)
   await mkdir(dir, { recursive: true })
   await writeFile(path.join(dir, filename), content)
@@ -351,6 +351,11 @@ export async function seedDemo (db: Kysely<Database>, opts: SeedOptions = {}): P
     .where(eb => eb.or([eb('user.id', '=', FIXTURE.users.demo), eb('user.email', '=', 'demo@infrabox.local')]))
     .executeTakeFirst()
   if (existing !== undefined) return { seeded: false }
-  await db.transaction().execute(async trx => { await seedFixture(trx, opts) })
+  // loaded here, not at the top: db/seed-story.ts builds on this module's helpers
+  const { seedStory } = await import('./seed-story.js')
+  await db.transaction().execute(async trx => {
+    await seedFixture(trx, opts)
+    await seedStory(trx, opts)
+  })
   return { seeded: true }
 }
