@@ -5,9 +5,8 @@ import t, { type Test } from 'tap'
 import { Value } from 'typebox/value'
 import type { TSchema } from '@fastify/type-provider-typebox'
 import { ARTIFACT_TEXT, FIXTURE } from '../../db/seed.js'
-import { ArtifactText, TokenInfo, WaitResult } from '../../schemas/agent.js'
+import { ArtifactText, ArtifactWindowContent, TokenInfo, WaitResult } from '../../schemas/agent.js'
 import { Job, TriggerResult } from '../../schemas/data.js'
-import { ArtifactContent } from '../../mcp/artifact.js'
 import { UNTRUSTED_META } from '../../mcp/tools.js'
 import { buildApp } from '../helpers/app.js'
 import { TEST_DATABASE_URL } from '../helpers/db.js'
@@ -233,12 +232,12 @@ t.test('artifact text windows over REST and get_artifact', async t => {
   t.equal(whole.headers.get('ratelimit-policy'), `"list_job_artifacts";q=${LIMITS.artifact};w=60`)
 
   const tailed = await mcp.call('get_artifact', { projectId: P.github, jobId: J.compile, filename: 'report.txt', tail: 1 })
-  const window = structured(t, tailed, ArtifactContent, 'get_artifact tail')
+  const window = structured(t, tailed, ArtifactWindowContent, 'get_artifact tail')
   t.match(window, { mode: 'tail', text: 'all suites passed but one\n', download_url: `${origin}/api/v1/mcp/projects/${P.github}/jobs/${J.compile}/artifacts/download?filename=report.txt` })
   t.equal(metaOf(tailed), true, 'artifact text is marked untrusted')
-  const grepped = structured(t, await mcp.call('get_artifact', { projectId: P.github, jobId: J.compile, filename: 'report.txt', grep: 'coverage' }), ArtifactContent, 'get_artifact grep')
+  const grepped = structured(t, await mcp.call('get_artifact', { projectId: P.github, jobId: J.compile, filename: 'report.txt', grep: 'coverage' }), ArtifactWindowContent, 'get_artifact grep')
   t.same(grepped['matches'], [{ line_number: 1, line: 'coverage: 87.5%' }])
-  const old = structured(t, await mcp.call('get_artifact', { projectId: P.github, jobId: J.compile, filename: 'report.txt' }), ArtifactContent, 'get_artifact without a window')
+  const old = structured(t, await mcp.call('get_artifact', { projectId: P.github, jobId: J.compile, filename: 'report.txt' }), ArtifactWindowContent, 'get_artifact without a window')
   t.same(Object.keys(old).sort(), ['content_type', 'download_url', 'filename', 'size', 'text'], 'no window: today\'s answer')
   const bad = await mcp.call('get_artifact', { projectId: P.github, jobId: J.compile, filename: 'coverage.bin', tail: 5 })
   t.equal(bad.isError, true)
