@@ -44,7 +44,8 @@ t.test('linear on large input', async t => {
   const started = performance.now()
   const out = untrustedText(big)
   t.equal(out.length, 'line  with noise\n'.length * 100_000)
-  t.ok(performance.now() - started < 2000, 'a few MB in well under 2 s')
+  // linear: about 0.2 s here when the machine is quiet; the bound only rules out a regex gone quadratic
+  t.ok(performance.now() - started < 10_000, `a few MB in ${(performance.now() - started).toFixed(0)} ms`)
   const stray = '\u001b]' + 'x'.repeat(1_000_000)
   t.ok(untrustedText(stray).length >= 1_000_000 - 2048, 'an unterminated OSC does not swallow a long line entirely')
 })
