@@ -73,10 +73,18 @@ const MESSAGES: Record<keyof typeof STORY.tests, { message: string, stack: strin
   stable: { message: '', stack: '' }
 }
 
+/** What real CI logs are mostly made of: 1 500 lines (about 120 KiB) of package fetches before anything goes wrong. */
+const NPM_NOISE = Array.from({ length: 1500 }, (_, i) =>
+  `12:00:${String(2 + Math.floor(i / 100)).padStart(2, '0')}|npm http fetch GET 200 https://registry.npmjs.org/@shop/dependency-${String(i).padStart(4, '0')}/-/dependency-${i}.tgz ${5 + (i % 40)}ms (cache hit)`)
+
+/** 600 passing tests before the failures, as a test runner prints them. */
+const PASSING_TESTS = Array.from({ length: 600 }, (_, i) => `12:01:0${1 + Math.floor(i / 200)}|    \u001b[32m✓\u001b[0m case ${i + 1} of the catalogue behaves (${1 + (i % 9)}ms)`)
+
 /** The compile job's log in #6: InfraBox's HH:MM:SS| prefixes, colours, a TypeScript error, npm's epilogue. */
 export const STORY_COMPILE_LOG = [
   '12:00:01|Step 1/4 : FROM node:20',
   '12:00:02|Step 2/4 : RUN npm ci',
+  ...NPM_NOISE,
   '12:00:19|added 812 packages in 17s',
   '12:00:20|Step 3/4 : RUN npm run build',
   '12:00:21|> shop@2.3.0 build',
@@ -96,6 +104,8 @@ export const STORY_COMPILE_LOG = [
 /** The test job's log in #6: mocha-like output with the three failures. */
 export const STORY_TEST_LOG = [
   '12:01:01|> shop@2.3.0 test',
+  '12:01:01|  catalogue',
+  ...PASSING_TESTS,
   '12:01:02|  cart',
   '12:01:02|    \u001b[32m✓\u001b[0m adds an item',
   '12:01:03|  checkout',
@@ -104,7 +114,7 @@ export const STORY_TEST_LOG = [
   '12:01:04|    \u001b[31m2) refunds a cancelled order\u001b[0m',
   '12:01:06|  search',
   '12:01:06|    \u001b[31m3) ranks exact matches first\u001b[0m',
-  '12:01:06|  1 passing (4s)',
+  '12:01:06|  601 passing (4s)',
   '12:01:06|  3 failing',
   '12:01:06|  1) checkout applies the discount code:',
   '12:01:06|     AssertionError: expected 9000 to equal 10000',
