@@ -29,7 +29,12 @@ export interface AppOptions {
 }
 
 /** What the embedded mode prints at start so a newcomer can try the gateway at once. */
-export interface DemoInfo { userId: string, sessionToken: string }
+export interface DemoInfo {
+  userId: string
+  sessionToken: string
+  /** the demo story's failing build (db/seed-story.ts), for the printed failure-summary line */
+  story: { projectId: string, failingBuildId: string }
+}
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -101,9 +106,11 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   let demo: DemoInfo | null = null
   if (storage.embedded && config.SEED_DEMO) {
     const { seedDemo, FIXTURE } = await import('./db/seed.js')
+    const { STORY } = await import('./db/seed-story.js')
     await seedDemo(storage.db, { artifactRoot: artifactRoot(config) })
     const userId = FIXTURE.users.demo
-    if (keys?.privateKey != null) demo = { userId, sessionToken: await signSession(keys.privateKey, userId) }
+    const story = { projectId: STORY.project, failingBuildId: STORY.failing }
+    if (keys?.privateKey != null) demo = { userId, sessionToken: await signSession(keys.privateKey, userId), story }
   }
   fastify.decorate('mcpDemo', demo)
 

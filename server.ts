@@ -2,8 +2,7 @@
 import Fastify from 'fastify'
 import closeWithGrace from 'close-with-grace'
 import { ConfigError, loadConfig, type Config } from './config.js'
-import app, { MCP_PREFIX, serverOptions } from './app.js'
-import { STORY } from './db/seed-story.js'
+import app, { MCP_PREFIX, serverOptions, type DemoInfo } from './app.js'
 
 function readConfig (): Config {
   try {
@@ -37,7 +36,7 @@ try {
   // A signal during start-up (migrations, seeding) closes the app: do not listen afterwards.
   if (closing) process.exit(0)
   const address = await fastify.listen({ host: config.HOST, port: config.PORT })
-  if (fastify.mcpDemo !== null) printDemo(address, fastify.mcpDemo.sessionToken)
+  if (fastify.mcpDemo !== null) printDemo(address, fastify.mcpDemo)
 } catch (err) {
   if (err instanceof ConfigError) {
     console.error(err.message)
@@ -47,7 +46,8 @@ try {
   process.exit(1)
 }
 
-function printDemo (address: string, session: string): void {
+function printDemo (address: string, demo: DemoInfo): void {
+  const session = demo.sessionToken
   const base = address.replace('0.0.0.0', '127.0.0.1').replace('[::]', '127.0.0.1')
   const lines = [
     '',
@@ -63,7 +63,7 @@ function printDemo (address: string, session: string): void {
     `  curl -s ${base}${MCP_PREFIX}/tokens/ -H "Authorization: Bearer $SESSION"`,
     '',
     '  # why did build #6 of demo-shop fail? one call: the compile error, and which failing tests are new, known or flaky',
-    `  curl -s ${base}${MCP_PREFIX}/projects/${STORY.project}/builds/${STORY.failing}/failures -H "Authorization: Bearer $MCP_TOKEN"`,
+    `  curl -s ${base}${MCP_PREFIX}/projects/${demo.story.projectId}/builds/${demo.story.failingBuildId}/failures -H "Authorization: Bearer $MCP_TOKEN"`,
     ''
   ]
   process.stdout.write(lines.join('\n') + '\n')

@@ -1,7 +1,7 @@
 // The demo's story for the agent tools (SPEC §11): a green branch, then a failing build with a compile error and a new, a known and a flaky failing test, and a build still running.
 import type { Kysely } from 'kysely'
 import type { Database, TestResult } from './schema.js'
-import { at, FIXTURE, fixedId, jobsFor, shaOf, writeArtifact, type JobSpec, type SeedOptions } from './seed.js'
+import { at, fixedId, jobsFor, shaOf, writeArtifact, type JobSpec, type SeedOptions } from './seed-kit.js'
 
 /** Build numbers of the story's branch `main`, oldest first, and the status each ends with. */
 const HISTORY = [
@@ -129,13 +129,13 @@ export const STORY_TEST_LOG = [
 const GREEN_LOG = '12:00:01|Step 1/4 : FROM node:20\n12:00:30|Successfully built 5c1b0e2d\n'
 
 /**
- * Inserts the story (a project of the demo user, see STORY) next to the fixture. Fixed ids: once per database.
+ * Inserts the story (a project owned by `ownerId`, the fixture's demo user in the demo, see STORY). Fixed ids: once per database.
  * With `artifactRoot`, #6's test job also gets its JUnit report as an artifact.
  */
-export async function seedStory (db: Kysely<Database>, opts: SeedOptions = {}): Promise<typeof STORY> {
+export async function seedStory (db: Kysely<Database>, opts: SeedOptions & { ownerId: string }): Promise<typeof STORY> {
   const S = STORY
   await db.insertInto('project').values({ id: S.project, name: 'demo-shop', type: 'github' }).execute()
-  await db.insertInto('collaborator').values({ user_id: FIXTURE.users.demo, project_id: S.project, role: 'Owner' }).execute()
+  await db.insertInto('collaborator').values({ user_id: opts.ownerId, project_id: S.project, role: 'Owner' }).execute()
   await db.insertInto('repository').values({ id: S.repository, name: 'demo-shop', html_url: 'https://github.com/demo/shop', clone_url: 'https://github.com/demo/shop.git', github_owner: 'demo', project_id: S.project, private: true }).execute()
   // the story happens a day after the fixture's builds
   const hourOf = (n: number): number => 24 + n * 2

@@ -7,10 +7,9 @@ import type { FastifyBaseLogger } from 'fastify'
 import { authorizeProject, authorizeTrigger, type Principal, type ProjectGrant } from '../core/access.js'
 import { spendBudget } from '../core/budget.js'
 import { badRequest, GatewayError, isDatabaseUnavailable } from '../lib/errors.js'
-import type { AnyOperation, OperationContext, ToolAnnotations } from '../core/operations/index.js'
+import { IdempotencyKey, type AnyOperation, type OperationContext, type ToolAnnotations } from '../core/operations/index.js'
 import type { GatewayServices } from '../core/services.js'
 import { untrustedRecord, untrustedText } from '../lib/text.js'
-import { IdempotencyKey } from '../schemas/agent.js'
 
 /** The _meta key that marks a result carrying text from CI (SPEC §11). */
 export const UNTRUSTED_META = 'infrabox/untrusted-content'

@@ -1,10 +1,7 @@
-// SPEC §11's operations built on the gateway's own engines: wait_for_build (InfraBox's notifications) and get_token_info (the limiter's peek).
-import { Type } from '@fastify/type-provider-typebox'
+// SPEC §11's wait_for_build: InfraBox's notifications wake the waiters (core/build-waiter.ts). get_token_info sits with OPERATIONS (it lists their budgets).
 import { untrustedText } from '../../lib/text.js'
 import { BuildParams, type BuildDetail } from '../../schemas/data.js'
-import { TokenInfo, WaitQuery, WaitResult } from '../../schemas/agent.js'
-import { tokenInfo } from '../token-info.js'
-import type { BudgetRule } from '../budget.js'
+import { WaitQuery, WaitResult } from '../../schemas/agent.js'
 import { budgetNote, defineOperation, projectOf } from './define.js'
 
 /** The answer of a wait: the build's status and its jobs' states; job names and messages are CI text. */
@@ -55,26 +52,4 @@ export const waitForBuildOp = defineOperation({
     const outcome = await ctx.services.waiters.wait(projectOf(ctx).id, args.buildId, args.timeout * 1000, ctx.signal)
     return waitResult(outcome.finished, outcome.elapsedMs, outcome.build)
   }
-})
-
-/** Every budget an agent can spend, one rule per bucket, from the one list (loaded when asked: it imports this module). */
-async function budgetRules (): Promise<BudgetRule[]> {
-  const { OPERATIONS } = await import('./index.js')
-  return OPERATIONS.map(op => ({ bucket: op.bucket, rpm: op.rpm }))
-}
-
-export const getTokenInfoOp = defineOperation({
-  name: 'get_token_info',
-  title: 'Who am I, and what is left of my budgets',
-  description: 'Who this token speaks for (token_id, owner), the projects it reaches with their expiry and your live role, ' +
-    'allow_trigger, the token\'s expiry, and for every budget {limit, remaining, reset_seconds}, read without spending any of ' +
-    'them. Call it when a call was refused, or before a burst of calls.' + budgetNote('introspect', '60 by default'),
-  path: '/me',
-  bucket: 'introspect',
-  rpm: 'introspect',
-  params: Type.Object({}),
-  input: Type.Object({}, { additionalProperties: false }),
-  output: TokenInfo,
-  annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: false, openWorldHint: false },
-  run: async (ctx) => await tokenInfo(ctx.services, ctx.principal, await budgetRules())
 })

@@ -54,6 +54,9 @@ export interface Operation<P extends TObject = TObject, I extends TObject = TObj
   toolContent? (result: Static<O>): ContentBlock[]
 }
 
+/** The schema of an idempotency key, for the MCP argument that carries it (REST carries it as a header). */
+export { IdempotencyKey } from '../../schemas/agent.js'
+
 /** An operation with its schema types erased, as the lists, the route builder and the MCP server hold it. */
 export type AnyOperation = Operation<TObject, TObject, TObject>
 
