@@ -7,8 +7,11 @@ import { STORY } from '../../db/seed-story.js'
 import { createTestDatabase } from '../helpers/db.js'
 
 const { db } = await createTestDatabase(t)
-t.same(await seedDemo(db), { seeded: true })
-t.same(await seedDemo(db), { seeded: false }, 'seeding twice is a no-op')
+
+t.test('seedDemo seeds the fixture and the story once', async t => {
+  t.same(await seedDemo(db), { seeded: true })
+  t.same(await seedDemo(db), { seeded: false }, 'seeding twice is a no-op')
+})
 
 t.test('the branch: green builds, then two failing ones, then one running', async t => {
   const page = await listBuilds(db, STORY.project, { branch: STORY.branch, limit: 20 })
