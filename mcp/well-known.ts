@@ -29,7 +29,7 @@ export async function mcpWellKnown (fastify: FastifyInstance, opts: WellKnownOpt
   const config = { mcp: { oauth: 'json' as const } }
   for (const document of DISCOVERY_DOCUMENTS) {
     const urls = settings === null ? [`/.well-known/${document}`, `/.well-known/${document}/*`] : [`/.well-known/${document}/*`]
-    for (const url of urls) fastify.get(url, { schema: { hide: true }, config, logLevel: 'info' }, notHere)
+    for (const url of urls) fastify.get(url, { schema: { hide: true }, config }, notHere)
   }
   if (settings !== null) await oauthDiscovery(fastify, { settings })
 }

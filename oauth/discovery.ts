@@ -52,7 +52,7 @@ export async function oauthDiscovery (fastify: FastifyInstance, opts: { settings
   const config = { mcp: { oauth: 'json' as const, audit: false } }
   const serve = (paths: string[], document: () => object, summary: string): void => {
     for (const url of paths) {
-      fastify.get(url, { schema: { hide: true, summary }, config, logLevel: 'info' }, async (_request, reply) =>
+      fastify.get(url, { schema: { hide: true, summary }, config }, async (_request, reply) =>
         await allowAnyOrigin(reply).header('cache-control', 'public, max-age=300').send(document()))
       fastify.options(url, { schema: { hide: true }, config }, async (_request, reply) => await allowAnyOrigin(reply).code(204).send())
     }
