@@ -30,8 +30,8 @@ export async function freePort (): Promise<number> {
   })
 }
 
-/** The real app with the fixture and OAuth on (PUBLIC_BASE_URL = where it listens). */
-export async function startOAuthApp (t: Test, opts: BuildOptions = {}): Promise<OAuthTestApp> {
+/** The real app with the fixture and OAuth on (PUBLIC_BASE_URL = where it listens); `envFor` adds settings that name the address. */
+export async function startOAuthApp (t: Test, opts: BuildOptions & { envFor?: (origin: string) => Record<string, string> } = {}): Promise<OAuthTestApp> {
   const sandbox = await mkdtemp(join(tmpdir(), 'mcp-oauth-'))
   t.teardown(async () => { await rm(sandbox, { recursive: true, force: true }) })
   const artifactRoot = join(sandbox, 'artifacts')
@@ -39,7 +39,7 @@ export async function startOAuthApp (t: Test, opts: BuildOptions = {}): Promise<
   const origin = `http://127.0.0.1:${port}`
   const built = await buildApp(t, {
     ...opts,
-    env: { ARTIFACT_FS_ROOT: artifactRoot, RATE_LIMIT_REDIS_TIMEOUT_MS: '2000', PUBLIC_BASE_URL: origin, ...opts.env },
+    env: { ARTIFACT_FS_ROOT: artifactRoot, RATE_LIMIT_REDIS_TIMEOUT_MS: '2000', PUBLIC_BASE_URL: origin, ...opts.envFor?.(origin), ...opts.env },
     seed: async (database) => {
       await seedFixture(database.db, { artifactRoot })
       if (opts.seed !== undefined) await opts.seed(database)
