@@ -61,7 +61,8 @@ async function sendPage (reply: FastifyReply, status: number, html: string, form
     .header('content-security-policy', pageSecurityPolicy(formTargets))
     .header('x-frame-options', 'DENY')
     .header('x-content-type-options', 'nosniff')
-    .header('referrer-policy', 'no-referrer')
+    // same-origin, not no-referrer: with no-referrer the browser sends `Origin: null` on the consent post, which is refused
+    .header('referrer-policy', 'same-origin')
     .send(html)
 }
 

@@ -24,23 +24,32 @@ if (!existsSync(CHROMIUM)) {
   process.exit(1)
 }
 
-/** The client's loopback redirect target: records what the authorization server sent back. */
-async function callbackServer (t: Test): Promise<{ url: string, next: () => Promise<URLSearchParams> }> {
-  const waiting: Array<(q: URLSearchParams) => void> = []
-  const arrived: URLSearchParams[] = []
+/** The clients' loopback redirect target: records what the authorization server sent back, per client (path). */
+interface Callbacks { url: (name: string) => string, next: (name: string) => Promise<URLSearchParams> }
+
+async function callbackServer (t: Test): Promise<Callbacks> {
+  const waiting = new Map<string, (q: URLSearchParams) => void>()
+  const arrived = new Map<string, URLSearchParams>()
   const server: Server = createServer((req, res) => {
-    const query = new URL(req.url ?? '/', 'http://127.0.0.1').searchParams
+    const url = new URL(req.url ?? '/', 'http://127.0.0.1')
+    const name = /^\/cb\/([a-z0-9-]+)$/.exec(url.pathname)?.[1]
+    if (name === undefined) { res.writeHead(404).end(); return }
     res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><title>done</title><p>You can close this window.</p>')
-    const w = waiting.shift()
-    if (w !== undefined) w(query)
-    else arrived.push(query)
+    const w = waiting.get(name)
+    waiting.delete(name)
+    if (w !== undefined) w(url.searchParams)
+    else arrived.set(name, url.searchParams)
   })
   const port = await freePort()
   await new Promise<void>(resolve => server.listen(port, '127.0.0.1', resolve))
   t.teardown(async () => { server.closeAllConnections(); await new Promise(resolve => server.close(resolve)) })
   return {
-    url: `http://127.0.0.1:${port}/callback`,
-    next: async () => { const q = arrived.shift(); return q ?? await new Promise(resolve => waiting.push(resolve)) }
+    url: (name) => `http://127.0.0.1:${port}/cb/${name}`,
+    next: async (name) => {
+      const q = arrived.get(name)
+      arrived.delete(name)
+      return q ?? await new Promise(resolve => waiting.set(name, resolve))
+    }
   }
 }
 
@@ -58,7 +67,13 @@ class BrowserProvider implements OAuthClientProvider {
   /** the query the callback received for the latest authorization */
   landed: Promise<URLSearchParams> | null = null
 
-  constructor (readonly redirectUrl: string, readonly name: string, private readonly context: BrowserContext, private readonly callback: { next: () => Promise<URLSearchParams> }, public decide: Decision) {}
+  readonly redirectUrl: string
+  private readonly slug: string
+
+  constructor (readonly name: string, private readonly context: BrowserContext, private readonly callback: Callbacks, public decide: Decision) {
+    this.slug = name.toLowerCase().replace(/[^a-z0-9]+/g, '-')
+    this.redirectUrl = callback.url(this.slug)
+  }
 
   get clientMetadata (): OAuthClientMetadata {
     return { client_name: this.name, redirect_uris: [this.redirectUrl], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], token_endpoint_auth_method: 'none' }
@@ -70,16 +85,22 @@ class BrowserProvider implements OAuthClientProvider {
   saveTokens (tokens: OAuthTokens): void { this.stored = tokens }
   saveCodeVerifier (v: string): void { this.verifier = v }
   codeVerifier (): string { return this.verifier }
+  /** what the SDK asks after invalid_grant (tokens) or invalid_client (all): forget, then authorize again */
+  invalidateCredentials (scope: 'all' | 'client' | 'tokens' | 'verifier' | 'discovery'): void {
+    if (scope === 'all' || scope === 'tokens') this.stored = undefined
+    if (scope === 'all' || scope === 'client') this.info = undefined
+    if (scope === 'all' || scope === 'verifier') this.verifier = ''
+  }
 
   async redirectToAuthorization (url: URL): Promise<void> {
     this.redirects++
-    const landed = this.callback.next()
+    const landed = this.callback.next(this.slug)
     this.landed = landed
     const page = await this.context.newPage()
     await page.goto(url.toString())
     await this.decide(page)
-    await landed
-    await page.close()
+    // A user who walks away leaves the page open; the context closes it at the end.
+    void landed.then(async () => { await page.close() })
   }
 }
 
@@ -100,6 +121,16 @@ async function connect (endpoint: string, provider: BrowserProvider): Promise<Cl
   const again = new Client({ name: 'oauth-browser-test', version: '1.0.0' })
   await again.connect(transport)
   return again
+}
+
+/** The SDK's way of saying "the user has to authorize (again)": UnauthorizedError after redirectToAuthorization. */
+async function refusedForAuthorization (call: Promise<unknown>): Promise<boolean> {
+  try {
+    await call
+    return false
+  } catch (err) {
+    return err instanceof UnauthorizedError || (err instanceof Error && err.message === 'Unauthorized')
+  }
 }
 
 const listProjects = async (client: Client): Promise<string> =>
@@ -154,7 +185,7 @@ t.test('MCP authorization in headless Chromium', async t => {
   let provider: BrowserProvider | null = null
 
   await t.test('discovery → registration → login → consent → code → token → a tool call', async t => {
-    provider = new BrowserProvider(callback.url, 'Browser Agent', context, callback, allow({ trigger: true, screenshot: 'consent.png' }))
+    provider = new BrowserProvider('Browser Agent', context, callback, allow({ trigger: true, screenshot: 'consent.png' }))
     grantClient = await connect(a.endpoint, provider)
     t.equal(provider.redirects, 1, 'one trip through the browser')
     t.match(provider.info, { client_name: 'Browser Agent' }, 'registered dynamically (RFC 7591)')
@@ -176,7 +207,7 @@ t.test('MCP authorization in headless Chromium', async t => {
     await context.addCookies([{ name: 'token', value: sessionCookie.slice(6), url: a.origin }])
     const info = provider?.info
     const url = new URL(`${a.endpoint}/oauth/authorize`)
-    for (const [k, v] of Object.entries({ response_type: 'code', client_id: info?.client_id ?? '', redirect_uri: callback.url, code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256', state: 'kbd', scope: 'mcp mcp:trigger' })) url.searchParams.set(k, v)
+    for (const [k, v] of Object.entries({ response_type: 'code', client_id: info?.client_id ?? '', redirect_uri: callback.url('browser-agent'), code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256', state: 'kbd', scope: 'mcp mcp:trigger' })) url.searchParams.set(k, v)
     await page.goto(url.toString())
     await page.setViewportSize({ width: 390, height: 900 })
     await page.screenshot({ path: join(SCREENSHOTS, 'consent-narrow.png'), fullPage: true })
@@ -203,13 +234,13 @@ t.test('MCP authorization in headless Chromium', async t => {
   })
 
   await t.test('deny: the client gets access_denied and no token', async t => {
-    const denier = new BrowserProvider(callback.url, 'Denied Agent', context, callback, async (page) => {
+    const denier = new BrowserProvider('Denied Agent', context, callback, async (page) => {
       if (page.url().includes('/infrabox/login')) { await page.click('#login'); await page.waitForURL(/\/oauth\/authorize/) }
       await page.getByRole('button', { name: 'Deny' }).click()
     })
     await context.clearCookies()
     const client = new Client({ name: 'deny', version: '1' })
-    await t.rejects(client.connect(new StreamableHTTPClientTransport(new URL(a.endpoint), { authProvider: denier })), UnauthorizedError)
+    t.ok(await refusedForAuthorization(client.connect(new StreamableHTTPClientTransport(new URL(a.endpoint), { authProvider: denier }))), 'the client is sent to authorize')
     const query = await denier.landed
     t.equal(query?.get('error'), 'access_denied')
     t.equal(query?.get('code'), null)
@@ -235,7 +266,7 @@ t.test('MCP authorization in headless Chromium', async t => {
       if (provider === null) return
       provider.decide = async () => { /* the user walks away this time */ }
       const again = new Client({ name: 'oauth-browser-test', version: '1.0.0' })
-      await t.rejects(again.connect(new StreamableHTTPClientTransport(new URL(a.endpoint), { authProvider: provider })), UnauthorizedError,
+      t.ok(await refusedForAuthorization(again.connect(new StreamableHTTPClientTransport(new URL(a.endpoint), { authProvider: provider }))),
         'the current tokens are dead too: refresh fails and the SDK starts a new authorization')
       t.equal(provider.redirects, 2)
     })
@@ -244,7 +275,7 @@ t.test('MCP authorization in headless Chromium', async t => {
   await t.test('a pasted ib_mcp_ token that is revoked leads the client into a flow that succeeds', async t => {
     const session = await a.session(users.demo)
     const pasted = await mintToken(a.app, session, { name: 'pasted', enabled_projects: { [projects.github]: null } })
-    const agent = new BrowserProvider(callback.url, 'Revived Agent', context, callback, allow())
+    const agent = new BrowserProvider('Revived Agent', context, callback, allow())
     agent.stored = { access_token: pasted.token, token_type: 'Bearer' }
     const first = await connect(a.endpoint, agent)
     t.match(await listProjects(first), 'demo-github')
@@ -265,7 +296,8 @@ t.test('MCP authorization in headless Chromium', async t => {
       const revoke = await a.app.inject({ method: 'DELETE', url: `${MCP_PATH}/tokens/${tokenId}`, headers: { authorization: `Bearer ${session}` } })
       t.equal(revoke.statusCode, 200)
       agent.decide = async () => { /* not this time */ }
-      await t.rejects(revived.callTool({ name: 'list_projects', arguments: {} }), UnauthorizedError, 'access and refresh are over; only a new consent helps')
+      t.ok(await refusedForAuthorization(revived.callTool({ name: 'list_projects', arguments: {} })), 'access and refresh are over; only a new consent helps')
+      t.equal(agent.redirects, 2)
       const rows = (await accessRows(a.app, a.database.db)).filter(r => r.action === 'oauth_token' && r.token_id === tokenId)
       t.ok(rows.some(r => r.outcome === 'bad_request'), 'the refused refresh is audited')
     })
