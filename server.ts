@@ -60,6 +60,10 @@ function printDemo (address: string, session: string): void {
     '  # use it:',
     `  curl -s ${base}${MCP_PREFIX}/projects -H "Authorization: Bearer $MCP_TOKEN"`,
     `  curl -s ${base}${MCP_PREFIX}/tokens/ -H "Authorization: Bearer $SESSION"`,
+    '',
+    '  # or connect an MCP client that speaks OAuth (IDE, agent host, npx @modelcontextprotocol/inspector) to the URL alone;',
+    '  # it registers itself, opens the consent page (demo login first) and receives an ib_mcp_ token:',
+    `  ${base}${MCP_PREFIX}`,
     ''
   ]
   process.stdout.write(lines.join('\n') + '\n')

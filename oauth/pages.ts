@@ -17,7 +17,7 @@ h1{font-size:1.45rem;line-height:1.3;margin:14px 0 6px}
 .client .avatar{flex:none;width:40px;height:40px;border-radius:10px;background:#e6ecfb;color:var(--brand);display:flex;align-items:center;justify-content:center;font-weight:700;font-size:1.1rem}
 .client dl{margin:0;display:grid;grid-template-columns:auto 1fr;gap:2px 12px;font-size:.92rem}
 .client dt{color:var(--muted)}
-.client dd{margin:0;word-break:break-all}
+.client dd{margin:0;overflow-wrap:anywhere}
 fieldset{border:0;padding:0;margin:0 0 22px}
 legend{font-weight:650;font-size:1.05rem;padding:0;margin-bottom:4px}
 .hint{margin:0 0 10px;color:var(--muted);font-size:.92rem}
@@ -48,7 +48,7 @@ button.deny:hover{background:#f1f3f7}
 .error{background:var(--err-bg);color:var(--err-ink);border-radius:10px;padding:12px 16px;margin:0 0 18px}
 footer{margin-top:24px;padding-top:16px;border-top:1px solid var(--line);color:var(--muted);font-size:.88rem}
 code{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.9em;background:#f1f3f7;padding:1px 5px;border-radius:4px}
-@media (max-width:480px){main{padding:22px}.choice .meta{display:none}.actions button{flex:1}}
+@media (max-width:480px){main{padding:22px}.choice .meta,.client .avatar{display:none}.actions button{flex:1}}
 `
 
 /** The stylesheet's hash, for `style-src` (no 'unsafe-inline'). */
