@@ -47,6 +47,9 @@ t.test('OAuth on', async t => {
     t.equal(bad.status, 401)
     t.match(bad.headers.get('www-authenticate'), /error="invalid_token", resource_metadata="/)
 
+    const openapi = await (await fetch(`${a.endpoint}/openapi.json`)).json() as { paths: Record<string, unknown> }
+    t.ok(openapi.paths['/api/v1/mcp/oauth/token'] !== undefined && openapi.paths['/api/v1/mcp/oauth/authorize'] !== undefined, 'the OAuth endpoints are in the OpenAPI document')
+
     const withToken = await fetch(`${a.origin}/.well-known/oauth-protected-resource${MCP_PATH}`, { headers: { authorization: 'Bearer ib_mcp_' + 'a'.repeat(48) } })
     t.equal(withToken.status, 200, 'a client still carrying an ib_mcp_ token reaches the documents (no guard refusal)')
   })
