@@ -17,6 +17,7 @@ import storageStep from './plugins/storage.js'
 import health from './plugins/health.js'
 import { mcpGateway } from './gateway.js'
 import { mcpWellKnown } from './mcp/well-known.js'
+import { listeningBaseUrl, oauthSettings, type OAuthOptions } from './oauth/settings.js'
 
 export const MCP_PREFIX = '/api/v1/mcp'
 
@@ -26,6 +27,8 @@ export interface AppOptions {
   limiterKeyPrefix?: string
   limits?: Partial<BucketLimits>
   authenticateSession?: SessionAuthenticator
+  /** OAuth server options beyond the configuration (e.g. a CA trusted for client metadata documents) */
+  oauth?: OAuthOptions
 }
 
 /** What the embedded mode prints at start so a newcomer can try the gateway at once. */
@@ -145,8 +148,15 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   await fastify.register(mcpTokenGuard, { prefix: MCP_PREFIX })
 
   await fastify.register(health)
-  await fastify.register(mcpGateway, { prefix: MCP_PREFIX, services })
-  await fastify.register(mcpWellKnown) // 404 on the OAuth discovery paths, at the root where clients look
+  // OAuth is on with PUBLIC_BASE_URL; the embedded demo turns it on at the address it listens on, with its demo login.
+  const oauth: OAuthOptions = {
+    ...(storage.embedded && config.PUBLIC_BASE_URL === undefined ? { publicBaseUrl: () => listeningBaseUrl(fastify.server, config.PORT) } : {}),
+    ...(demo !== null && config.INFRABOX_LOGIN_URL === undefined ? { demoSessionToken: demo.sessionToken } : {}),
+    ...opts.oauth
+  }
+  await fastify.register(mcpGateway, { prefix: MCP_PREFIX, services, oauth })
+  // at the root, where clients look: the OAuth documents while it is on, else 404s
+  await fastify.register(mcpWellKnown, { oauth: oauthSettings(config, MCP_PREFIX, oauth) })
 }
 
 /** Wrapped so its decorations (mcp, demo) and handlers belong to the server it is registered on. */

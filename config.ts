@@ -40,6 +40,12 @@ export const ConfigSchema = Type.Object({
   TRUST_PROXY: Type.String({ default: 'false', description: 'Fastify trustProxy: true, false, a hop count or comma-separated addresses' }),
   LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map(l => Type.Literal(l)), { default: 'info' }),
   MCP_ALLOWED_ORIGINS: Type.String({ default: '', description: 'comma-separated browser origins allowed on the MCP endpoint' }),
+  PUBLIC_BASE_URL: Type.Optional(Type.String({ pattern: '^https?://[^/?#@]+/?$', description: 'the gateway as clients reach it (scheme://host[:port], no path); turns the OAuth server on' })),
+  INFRABOX_LOGIN_URL: Type.Optional(Type.String({ pattern: '^https?://', description: 'InfraBox login page; the authorize URL to return to is passed as return_to (or replaces {return_to})' })),
+  OAUTH_CIMD_ALLOW_PRIVATE: Flag(false, 'fetch client ID metadata documents from private, loopback and link-local addresses too'),
+  OAUTH_ACCESS_TOKEN_TTL_SECONDS: Int(3600, 60, 86_400, 'lifetime of an access token issued by the OAuth server'),
+  OAUTH_RATE_LIMIT_RPM: Int(60, 1, 1_000_000, 'requests per minute per client address on each OAuth endpoint'),
+  OAUTH_REGISTER_RPM: Int(10, 1, 1_000_000, 'dynamic client registrations per minute per client address'),
   MIGRATE_ON_START: Flag(true, 'apply the gateway migrations at start'),
   SEED_DEMO: Flag(true, 'embedded mode only: seed demo data into an empty database')
 }, { additionalProperties: true })

@@ -21,6 +21,9 @@ import { projectAccess, triggerAccess } from './plugins/project-access.js'
 import { announceGateway } from './plugins/token-guard.js'
 import { mcpEndpoint } from './mcp/endpoint.js'
 import { mcpOriginGuard } from './plugins/mcp-origin.js'
+import { mcpOAuth } from './oauth/routes.js'
+import { resourceMetadataChallenge } from './oauth/discovery.js'
+import { oauthSettings, type OAuthOptions } from './oauth/settings.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -53,6 +56,11 @@ export interface McpGatewayOptions {
    * dedicated connection). Without it, waiters are re-checked once a second by one process-wide timer.
    */
   listen?: ListenConnector
+  /**
+   * The OAuth server (SPEC §12): on when a public base URL is known (this option's or config PUBLIC_BASE_URL);
+   * false keeps it off. The host then registers `mcpWellKnown` at its root with `{ oauth: oauthAddress(publicBaseUrl, prefix) }`.
+   */
+  oauth?: OAuthOptions | false
 }
 
 const routesDir = (sub: string): string => fileURLToPath(new URL(`./routes/${sub}`, import.meta.url))
@@ -95,6 +103,7 @@ export const mcpGateway: FastifyPluginAsync<McpGatewayOptions> = async (fastify,
   if (!fastify.hasDecorator('mcpGateway')) fastify.decorate('mcpGateway', services)
   fastify.decorate('mcpPrefix', fastify.prefix)
   announceGateway(fastify.server, services)
+  const oauth = opts.oauth === false ? null : oauthSettings(services.config, fastify.prefix, opts.oauth)
   fastify.setErrorHandler(errorHandler)
   fastify.setNotFoundHandler(gatewayNotFoundHandler(services, fastify.prefix))
 
@@ -113,12 +122,16 @@ export const mcpGateway: FastifyPluginAsync<McpGatewayOptions> = async (fastify,
     await admin.register(autoload, { dir: routesDir('tokens'), routeParams: true, options: { prefix: '/tokens' } })
   })
 
+  // The OAuth server (SPEC §12): its own scope, its own audit step and per-address budgets; it mints ib_mcp_ tokens.
+  if (oauth !== null) await fastify.register(mcpOAuth, { prefix: '/oauth', settings: oauth })
+
   // The MCP chain, in the order of SPEC §4: audit context, auth, rate limit, project access, trigger access,
   // handler; the audit row is written in onResponse, after everything else.
   await fastify.register(async function mcpChain (chain) {
     chain.addHook('onRoute', (route) => { route.config = { ...route.config, mcp: { ...route.config?.mcp, chain: true } } })
     await chain.register(auditStep, { fallbackAction: 'mcp_request' })
     await chain.register(mcpOriginGuard) // the MCP endpoint's Origin check, before any token work
+    if (oauth !== null) await chain.register(resourceMetadataChallenge, { settings: oauth }) // 401s name the metadata
     await chain.register(mcpAuth)
     await chain.register(rateLimit)
     await chain.register(projectAccess)

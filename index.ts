@@ -1,7 +1,8 @@
 // The package entry: the plugins a host Fastify gateway embeds, and the pieces the standalone service is built from.
 export { mcpGateway, type McpGatewayOptions } from './gateway.js'
 export { mcpTokenGuard, type TokenGuardOptions } from './plugins/token-guard.js'
-export { mcpWellKnown } from './mcp/well-known.js'
+export { mcpWellKnown, type WellKnownOptions } from './mcp/well-known.js'
+export { oauthAddress, type OAuthOptions, type OAuthAddress } from './oauth/settings.js'
 export { default as app, serverOptions, MCP_PREFIX, type AppOptions } from './app.js'
 export { loadConfig, ConfigError, type Config } from './config.js'
 export { kyselyOverPool, kyselyWithOwnPool, poolConfig, openEmbedded } from './db/connect.js'

@@ -64,6 +64,9 @@ function printDemo (address: string, demo: DemoInfo): void {
     '',
     '  # why did build #6 of demo-shop fail? one call: the compile error, and which failing tests are new, known or flaky',
     `  curl -s ${base}${MCP_PREFIX}/projects/${demo.story.projectId}/builds/${demo.story.failingBuildId}/failures -H "Authorization: Bearer $MCP_TOKEN"`,
+    '  # or connect an MCP client that speaks OAuth (IDE, agent host, npx @modelcontextprotocol/inspector) to the URL alone;',
+    '  # it registers itself, opens the consent page (demo login first) and receives an ib_mcp_ token:',
+    `  ${base}${MCP_PREFIX}`,
     ''
   ]
   process.stdout.write(lines.join('\n') + '\n')

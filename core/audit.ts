@@ -14,6 +14,8 @@ export interface AuditContext {
   via: 'rest' | 'mcp'
   /** set when one HTTP request stands for several audited calls (MCP) or none */
   skip: boolean
+  /** when the status alone does not say it (an OAuth consent denied is a 302 recorded as `forbidden`) */
+  outcome?: AuditOutcome
 }
 
 export function outcomeOf (statusCode: number): AuditOutcome {
@@ -41,7 +43,7 @@ export interface AuditEntry extends Omit<AuditContext, 'skip'> {
 
 /** Builds the row of one finished call and hands it to the writer (synchronous, cannot fail); counts it. */
 export function recordAuditEntry (services: GatewayServices, request: FastifyRequest, reply: FastifyReply, e: AuditEntry): void {
-  const outcome = outcomeOf(e.statusCode)
+  const outcome = e.outcome ?? outcomeOf(e.statusCode)
   services.audit.record({
     token_id: e.tokenId,
     user_id: e.userId,
@@ -65,7 +67,7 @@ export function recordAuditEntry (services: GatewayServices, request: FastifyReq
 /** The row of a request that is one call: its HTTP status and what the chain learned on the way. */
 export function recordAudit (services: GatewayServices, request: FastifyRequest, reply: FastifyReply, action: string, a: AuditContext): void {
   recordAuditEntry(services, request, reply, {
-    action, statusCode: reply.statusCode, tokenId: a.tokenId, userId: a.userId, projectId: a.projectId, details: a.details, error: a.error, via: a.via
+    action, statusCode: reply.statusCode, tokenId: a.tokenId, userId: a.userId, projectId: a.projectId, details: a.details, error: a.error, via: a.via, outcome: a.outcome
   })
 }
 

@@ -17,6 +17,11 @@ export interface McpRouteConfig {
   chain?: boolean
   /** the route is the native MCP endpoint (SPEC §7): Origin-checked and audited as via='mcp' */
   endpoint?: boolean
+  /**
+   * an OAuth endpoint or discovery document (SPEC §12): a client still carrying an old ib_mcp_ token reaches it (the
+   * token guard lets it pass); `page` ones answer in HTML, errors included. Their bucket is spent per client address.
+   */
+  oauth?: 'json' | 'page'
 }
 
 declare module 'fastify' {

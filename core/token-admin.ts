@@ -2,6 +2,7 @@
 import type { Kysely } from 'kysely'
 import type { Database, EnabledProjects, McpToken } from '../db/schema.js'
 import { collaboratingProjects, countLiveTokens, findOwnToken, insertToken, listTokens, updateOwnLiveToken } from '../db/tokens.js'
+import { grantsOfTokens } from '../db/oauth.js'
 import { badRequest, conflict, GatewayError, notFound } from '../lib/errors.js'
 import { mintToken } from './token.js'
 import { UUID } from '../lib/ids.js'
@@ -104,6 +105,9 @@ export async function updateToken (db: Kysely<Database>, policy: TokenPolicy, us
   if (changed.length === 0) throw badRequest('nothing to update: send name, enabled_projects, expires_days or allow_trigger')
   const current = await findOwnToken(db, userId, tokenId)
   if (current === undefined || current.revoked_at !== null) throw notFound(`no live token ${tokenId}`)
+  if (body.expires_days !== undefined && (await grantsOfTokens(db, userId, [tokenId])).size > 0) {
+    throw badRequest('this entry is an OAuth grant: its lifetime was chosen at consent and its access token renews hourly; end it with DELETE instead')
+  }
   const expiresAt = body.expires_days !== undefined ? expiryFromDays(body.expires_days, policy, now) : current.expires_at
   const scope = body.enabled_projects !== undefined
     ? await checkScope(db, userId, body.enabled_projects, expiresAt, now)
@@ -126,6 +130,21 @@ export async function setTrigger (db: Kysely<Database>, userId: string, tokenId:
   if (!await updateOwnLiveToken(db, userId, tokenId, { allowTrigger: allow })) throw notFound(`no live token ${tokenId}`)
 }
 
+/**
+ * The user's tokens; an OAuth grant is one of them (its token row), shown with the grant's expiry and an `oauth_grant`
+ * note naming the client, so the dashboard lists and revokes it like any token.
+ */
 export async function listTokenViews (db: Kysely<Database>, userId: string, includeRevoked: boolean): Promise<TokenView[]> {
-  return (await listTokens(db, userId, includeRevoked)).map(t => tokenView(t, includeRevoked))
+  const tokens = await listTokens(db, userId, includeRevoked)
+  const grants = await grantsOfTokens(db, userId, tokens.map(t => t.token_id))
+  return tokens.map(t => {
+    const view = tokenView(t, includeRevoked)
+    const grant = grants.get(t.token_id)
+    if (grant === undefined) return view
+    return {
+      ...view,
+      expires_at: grant.expiresAt.toISOString(),
+      oauth_grant: { client_id: grant.clientId, client_name: grant.clientName, client_kind: grant.kind, scope: grant.scope, access_token_expires_at: view.expires_at }
+    }
+  })
 }

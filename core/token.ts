@@ -24,6 +24,17 @@ export function mintToken (): MintedToken {
   return { token, tokenId: tokenIdOf(token), tokenHash: hashToken(token) }
 }
 
+/**
+ * A new secret for an existing token id (an OAuth grant's row keeps its id while its access token rotates): the id's
+ * 16 hex, 24 fresh random hex, the CRC-32 tail. As with `mintToken`, everything after the public id is random.
+ */
+export function mintTokenWithId (tokenId: string): MintedToken {
+  if (!TOKEN_ID_SHAPE.test(tokenId)) throw new Error('a token id is 16 lowercase hex characters')
+  const body = tokenId + randomBytes(12).toString('hex')
+  const token = `${TOKEN_PREFIX}${body}${checksumOf(body)}`
+  return { token, tokenId, tokenHash: hashToken(token) }
+}
+
 /** The offline format check: anything else is refused before any database work. */
 export const isWellFormedToken = (candidate: string): boolean => TOKEN_SHAPE.test(candidate)
 

@@ -5,6 +5,7 @@ import type { Database } from './schema.js'
 import * as m0001 from './migrations/0001-mcp-tables.js'
 import * as m0002 from './migrations/0002-access-log-extras.js'
 import * as m0003 from './migrations/0003-trigger-idempotency.js'
+import * as m0004 from './migrations/0004-oauth.js'
 
 /** Never InfraBox's `infrabox.schema_version`: the gateway tracks its own steps. */
 export const MIGRATION_TABLE = 'mcp_gateway_migration'
@@ -14,7 +15,8 @@ export const MIGRATION_LOCK_TABLE = 'mcp_gateway_migration_lock'
 const migrations: Record<string, Migration> = {
   '0001-mcp-tables': m0001,
   '0002-access-log-extras': m0002,
-  '0003-trigger-idempotency': m0003
+  '0003-trigger-idempotency': m0003,
+  '0004-oauth': m0004
 }
 
 const provider: MigrationProvider = { getMigrations: async () => migrations }

@@ -197,6 +197,63 @@ export interface McpTriggerIdempotencyTable {
   created_at: ColumnType<Date, Date | string | undefined, Date | string>
 }
 
+/** A client of the OAuth server: registered (RFC 7591) or known by its metadata document URL (CIMD). */
+export interface McpOAuthClientTable {
+  client_id: string
+  kind: 'registered' | 'metadata_document'
+  client_name: string
+  redirect_uris: JsonColumn<string[]>
+  metadata: JsonColumn<Json>
+  created_at: ColumnType<Date, Date | string | undefined, never>
+  fetched_at: Timestamp | null
+}
+
+/** An authorization code (stored hashed) and the consent it carries until it is exchanged. */
+export interface McpOAuthCodeTable {
+  code_hash: string
+  client_id: string
+  user_id: string
+  redirect_uri: string
+  code_challenge: string
+  scope: string
+  resource: string | null
+  enabled_projects: JsonColumn<EnabledProjects>
+  allow_trigger: boolean
+  grant_expires_at: Timestamp
+  expires_at: Timestamp
+  used_at: Timestamp | null
+  /** the grant the code was exchanged for (a replayed code ends it) */
+  grant_id: string | null
+  created_at: ColumnType<Date, Date | string | undefined, never>
+}
+
+/** One consent = one grant = one mcp_token row whose hash is replaced at every refresh. */
+export interface McpOAuthGrantTable {
+  grant_id: string
+  token_id: string
+  client_id: string
+  user_id: string
+  scope: string
+  resource: string | null
+  expires_at: Timestamp
+  ended_at: Timestamp | null
+  ended_reason: string | null
+  created_at: ColumnType<Date, Date | string | undefined, never>
+}
+
+export interface McpOAuthRefreshTokenTable {
+  token_hash: string
+  grant_id: string
+  expires_at: Timestamp
+  used_at: Timestamp | null
+  created_at: ColumnType<Date, Date | string | undefined, never>
+}
+
+export interface McpOAuthKeyTable {
+  id: number
+  secret: string
+}
+
 export interface Database {
   infrabox: InfraboxTable
   user: UserTable
@@ -212,6 +269,11 @@ export interface Database {
   mcp_token: McpTokenTable
   mcp_access_log: McpAccessLogTable
   mcp_trigger_idempotency: McpTriggerIdempotencyTable
+  mcp_oauth_client: McpOAuthClientTable
+  mcp_oauth_code: McpOAuthCodeTable
+  mcp_oauth_grant: McpOAuthGrantTable
+  mcp_oauth_refresh_token: McpOAuthRefreshTokenTable
+  mcp_oauth_key: McpOAuthKeyTable
 }
 
 export type McpToken = Selectable<McpTokenTable>

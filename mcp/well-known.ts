@@ -1,25 +1,37 @@
-// The OAuth discovery paths at the server root answer 404: the gateway is no OAuth server, so clients must not start a login flow.
+// The OAuth discovery paths at the server root: the real documents while OAuth is on (SPEC §12), else 404 so clients start no login flow (§7).
 import type { FastifyInstance, FastifyReply } from 'fastify'
 import { errorBody } from '../lib/errors.js'
+import { oauthDiscovery } from '../oauth/discovery.js'
+import type { OAuthAddress } from '../oauth/settings.js'
 
 /** RFC 9728 (protected resource) and RFC 8414 (authorization server) documents, bare and path-suffixed. */
 const DISCOVERY_DOCUMENTS = ['oauth-protected-resource', 'oauth-authorization-server']
 
-const MESSAGE = 'this gateway is not an OAuth server: send an InfraBox MCP token as "Authorization: Bearer ib_mcp_..." ' +
+const NOT_OAUTH = 'this gateway is not an OAuth server: send an InfraBox MCP token as "Authorization: Bearer ib_mcp_..." ' +
   '(create one in the InfraBox dashboard or with POST /api/v1/mcp/tokens)'
+const NO_SUCH_DOCUMENT = 'no such discovery document here: the MCP endpoint\'s protected-resource metadata is at /.well-known/oauth-protected-resource<MCP path>'
+
+export interface WellKnownOptions {
+  /** where the OAuth server is while it is on (`oauthAddress(publicBaseUrl, prefix)`); absent or null: off */
+  oauth?: OAuthAddress | null
+}
 
 /**
  * Register at the root of the server (no prefix): discovery paths sit outside the gateway's prefix. The
  * standalone app does (app.ts); a host that embeds the gateway registers it unless it is an OAuth server itself.
  */
-export async function mcpWellKnown (fastify: FastifyInstance): Promise<void> {
-  const notAnOAuthServer = async (_request: unknown, reply: FastifyReply): Promise<FastifyReply> =>
-    await reply.code(404).send(errorBody(404, 'MCP_NOT_FOUND', MESSAGE))
+export async function mcpWellKnown (fastify: FastifyInstance, opts: WellKnownOptions = {}): Promise<void> {
+  const settings = opts.oauth ?? null
+  const message = settings === null ? NOT_OAUTH : NO_SUCH_DOCUMENT
+  const notHere = async (_request: unknown, reply: FastifyReply): Promise<FastifyReply> =>
+    await reply.code(404).send(errorBody(404, 'MCP_NOT_FOUND', message))
+  // Clients that probe after a 401 carry their (old) token here: they get this answer, not a guard refusal.
+  const config = { mcp: { oauth: 'json' as const } }
   for (const document of DISCOVERY_DOCUMENTS) {
-    for (const url of [`/.well-known/${document}`, `/.well-known/${document}/*`]) {
-      fastify.get(url, { schema: { hide: true }, logLevel: 'warn' }, notAnOAuthServer)
-    }
+    const urls = settings === null ? [`/.well-known/${document}`, `/.well-known/${document}/*`] : [`/.well-known/${document}/*`]
+    for (const url of urls) fastify.get(url, { schema: { hide: true }, config }, notHere)
   }
+  if (settings !== null) await oauthDiscovery(fastify, { settings })
 }
 
 export default mcpWellKnown

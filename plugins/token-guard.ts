@@ -44,8 +44,10 @@ export const mcpTokenGuard = fp(async function tokenGuard (fastify: FastifyInsta
   const prefix = (opts.prefix ?? '/api/v1/mcp').replace(/\/$/, '')
   fastify.addHook('onRequest', async (request, reply) => {
     if (!carriesMcpCredential(request.headers.authorization, request.headers.cookie)) return
-    // A matched route of the chain is inside by construction; otherwise judge the (decoded) path.
-    if (request.routeOptions.config.mcp?.chain === true) return
+    // A matched route of the chain is inside by construction, and OAuth endpoints take a client that still carries an
+    // old token (it is how that client learns to get a new one); otherwise judge the (decoded) path.
+    const config = request.routeOptions.config.mcp
+    if (config?.chain === true || config?.oauth !== undefined) return
     if (request.routeOptions.url === undefined && inMcpNamespace(decodedPath(request.url), prefix)) return
     const message = 'MCP tokens are only accepted under ' + prefix + ' (not on the token administration or any other route)'
     await reply.code(403).send(errorBody(403, 'MCP_FORBIDDEN_PATH', message))

@@ -44,7 +44,14 @@ export const TokenView = Type.Object({
   expires_at: DateTime,
   created_at: DateTime,
   last_used_at: NullableDateTime,
-  revoked_at: Type.Optional(NullableDateTime)
+  revoked_at: Type.Optional(NullableDateTime),
+  oauth_grant: Type.Optional(Type.Object({
+    client_id: Type.String(),
+    client_name: Type.String(),
+    client_kind: Type.Union([Type.Literal('registered'), Type.Literal('metadata_document')]),
+    scope: Type.String(),
+    access_token_expires_at: DateTime
+  }, { description: 'present when the entry is an OAuth grant: a client connected through the consent page; its expires_at is the grant\'s, its access token rotates' }))
 })
 export type TokenView = Static<typeof TokenView>
 

@@ -26,7 +26,7 @@ t.test('fresh database: the 00047 shape, then the extras', async t => {
   const fresh = await createTestDatabase(t, { bare: true })
   await applyInfraboxSubset(fresh.db)
   const first = await migrateGateway(fresh.db)
-  t.same(first.applied, ['0001-mcp-tables', '0002-access-log-extras', '0003-trigger-idempotency'])
+  t.same(first.applied, ['0001-mcp-tables', '0002-access-log-extras', '0003-trigger-idempotency', '0004-oauth'])
   const again = await migrateGateway(fresh.db)
   t.same(again.applied, [], 'idempotent')
 
@@ -48,7 +48,7 @@ t.test('fresh database: the 00047 shape, then the extras', async t => {
   t.ok((await indexes(fresh.db, 'mcp_token')).some(i => i.includes('(token_hash)')))
 
   const tracked = await sql<{ name: string }>`SELECT name FROM ${sql.table(MIGRATION_TABLE)} ORDER BY name`.execute(fresh.db)
-  t.same(tracked.rows.map(r => r.name), ['0001-mcp-tables', '0002-access-log-extras', '0003-trigger-idempotency'], 'own tracking table')
+  t.same(tracked.rows.map(r => r.name), ['0001-mcp-tables', '0002-access-log-extras', '0003-trigger-idempotency', '0004-oauth'], 'own tracking table')
   const version = await fresh.db.selectFrom('infrabox').select('schema_version').execute()
   t.same(version, [{ schema_version: 47 }], 'InfraBox\'s schema_version untouched')
 })
@@ -65,7 +65,7 @@ t.test('InfraBox 47 database: existing tokens and audit rows are kept, only extr
   const tokenColumnsBefore = await columns(live.db, 'mcp_token')
 
   const result = await migrateGateway(live.db)
-  t.same(result.applied, ['0001-mcp-tables', '0002-access-log-extras', '0003-trigger-idempotency'])
+  t.same(result.applied, ['0001-mcp-tables', '0002-access-log-extras', '0003-trigger-idempotency', '0004-oauth'])
   t.same(await columns(live.db, 'mcp_token'), tokenColumnsBefore, 'mcp_token untouched')
   const tokens = await live.db.selectFrom('mcp_token').selectAll().execute()
   t.equal(tokens.length, 1)
@@ -85,7 +85,7 @@ t.test('npm run migrate: applies to DATABASE_URL and exits; refuses without one'
   const target = await createTestDatabase(t, { bare: true })
   await applyInfraboxSubset(target.db)
   const first = await run('node', ['dist/db/migrate-cli.js'], { cwd: root, env: { ...process.env, DATABASE_URL: target.url } })
-  t.match(first.stdout, /applied: 0001-mcp-tables, 0002-access-log-extras, 0003-trigger-idempotency/)
+  t.match(first.stdout, /applied: 0001-mcp-tables, 0002-access-log-extras, 0003-trigger-idempotency, 0004-oauth/)
   const second = await run('node', ['dist/db/migrate-cli.js'], { cwd: root, env: { ...process.env, DATABASE_URL: target.url } })
   t.match(second.stdout, /up to date/)
   const missing = await run('node', ['dist/db/migrate-cli.js'], { cwd: root, env: { ...process.env, DATABASE_URL: '' } }).then(() => null, (e: { code: number, stderr: string }) => e)

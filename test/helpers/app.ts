@@ -41,6 +41,8 @@ export interface BuildOptions {
   logStream?: { write: (line: string) => void }
   /** registers more on the server before it is ready (e.g. a test-only route in a scope of its own) */
   extend?: (fastify: FastifyInstance) => Promise<void>
+  /** OAuth server options beyond the environment (AppOptions.oauth) */
+  oauth?: AppOptions['oauth']
 }
 
 /** The app on a fresh PostgreSQL database (or the one given) and the machine's Redis, closed and removed in teardown. */
@@ -60,7 +62,12 @@ export async function buildApp (t: Teardown, opts: BuildOptions = {}): Promise<T
   const options = serverOptions(config)
   if (opts.logStream !== undefined) options.logger = { ...(options.logger as object), stream: opts.logStream }
   const fastify = Fastify(options)
-  await fastify.register(app, { config, limiterKeyPrefix: keyPrefix, ...(opts.limits !== undefined ? { limits: opts.limits } : {}) })
+  await fastify.register(app, {
+    config,
+    limiterKeyPrefix: keyPrefix,
+    ...(opts.limits !== undefined ? { limits: opts.limits } : {}),
+    ...(opts.oauth !== undefined ? { oauth: opts.oauth } : {})
+  })
   if (opts.extend !== undefined) await opts.extend(fastify)
   await fastify.ready()
   t.teardown(async () => {
