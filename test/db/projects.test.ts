@@ -25,7 +25,7 @@ t.test('seedDemo seeds once, then does nothing', async t => {
 
 t.test('listProjects: the owner\'s collaborations by name, no public-project exception', async t => {
   const page = await listProjects(db, { userId: U.demo, enabledProjects: {}, limit: 100 })
-  t.same(page.items.map(p => p.name), ['demo-gerrit', 'demo-github', 'demo-test', 'demo-upload', 'demo-upload-empty'])
+  t.same(page.items.map(p => p.name), ['demo-gerrit', 'demo-github', 'demo-shop', 'demo-test', 'demo-upload', 'demo-upload-empty'])
   t.notOk(page.items.some(p => p.id === P.public), 'the public project the user does not collaborate on is absent')
   t.same(page.items.find(p => p.id === P.github), { id: P.github, name: 'demo-github', type: 'github', public: false, role: 'Owner' })
   t.equal(page.items.find(p => p.id === P.gerrit)?.role, 'Administrator')
