@@ -490,6 +490,9 @@ export class MemorySlidingWindow implements RateLimitStore {
   }
 }
 
+/** The client's socket timeout: a frozen server's connection is torn down after this long without a reply. */
+export const REDIS_SOCKET_TIMEOUT_MS = 1000
+
 export interface CreateRedisClientOptions extends RedisOptions {
   /** Receives every client error (connection refused, reset, timeouts); without it they are swallowed. */
   onError?: (err: Error) => void
@@ -510,7 +513,7 @@ export function createRedisClient (url: string, opts: CreateRedisClientOptions =
     connectTimeout: 500,
     // A frozen server or a black-holed link never closes the TCP socket; without this, commands pile
     // up on a dead connection until keepalive notices, minutes later.
-    socketTimeout: 1000,
+    socketTimeout: REDIS_SOCKET_TIMEOUT_MS,
     // Jitter keeps a fleet of gateways from reconnecting in lockstep after a Redis restart.
     retryStrategy: (times: number) => Math.min(500 * times, 1000) + Math.floor(Math.random() * 100),
     // No auto-pipelining: the store already sends a turn's hits as one script call, and ioredis's per-turn
