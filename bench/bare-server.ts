@@ -16,6 +16,7 @@ import { loadConfig } from '../config.js'
 import pg from 'pg'
 import { kyselyWithOwnPool, poolConfig, survivePoolErrors } from '../db/connect.js'
 import { plainBuilds } from './plain-query.js'
+import { barePoolMax } from './pools.js'
 import { listBuilds } from '../db/builds.js'
 import { BuildPage, BuildsQuery, ProjectParams } from '../schemas/data.js'
 import { createRedisClient, RedisSlidingWindow } from '../core/limiter.js'
@@ -67,8 +68,9 @@ async function waitReady (redis: Redis): Promise<void> {
 /** The builds route exactly as (a) serves it; (b) and (d) add their limiter around it. */
 async function buildsRoute (scope: FastifyInstance): Promise<void> {
   if (config.DATABASE_URL === undefined) throw new Error('DATABASE_URL is required for this variant')
-  // same pool settings and size as the gateway's request pool (poolConfig, DB_POOL_MAX)
-  const db = kyselyWithOwnPool({ connectionString: config.DATABASE_URL, max: config.DB_POOL_MAX })
+  // The same pool settings as the gateway's request pool, and as many connections as the gateway holds in all
+  // (request + audit + auth pools, plugins/storage.ts): every variant may use the same number of PostgreSQL backends.
+  const db = kyselyWithOwnPool({ connectionString: config.DATABASE_URL, max: barePoolMax(config) })
   // Handlers still waiting for a pool connection when the load generator hangs up outlive fastify.close()
   // (their sockets are gone): let them finish before the pool ends, so shutdown logs no errors.
   let inFlight = 0
@@ -93,7 +95,7 @@ async function buildsRoute (scope: FastifyInstance): Promise<void> {
 /** The builds list as a hand-written statement sent with pg (bench/plain-query.ts): the floor the gateway is measured against. */
 async function plainRoute (scope: FastifyInstance): Promise<void> {
   if (config.DATABASE_URL === undefined) throw new Error('DATABASE_URL is required for this variant')
-  const pool = survivePoolErrors(new pg.Pool(poolConfig({ connectionString: config.DATABASE_URL, max: config.DB_POOL_MAX })))
+  const pool = survivePoolErrors(new pg.Pool(poolConfig({ connectionString: config.DATABASE_URL, max: barePoolMax(config) })))
   closers.push(async () => { await pool.end() })
   scope.get<{ Params: { projectId: string }, Querystring: BuildsQuery }>(ROUTE, {
     schema: { params: ProjectParams, querystring: BuildsQuery, response: { 200: BuildPage } }
