@@ -4,7 +4,12 @@ import { DateTime, Page, PageQuery, Uuid } from './common.js'
 import { JobState } from './data.js'
 
 /** POST bodies of the six actions: nothing to say beyond the path (an empty or absent body). */
-export const NoBody = Type.Object({}, { additionalProperties: false, description: 'No fields: the path names what to act on.' })
+export const NoBody = Type.Object({}, {
+  additionalProperties: false,
+  // Fastify's Ajv strips unknown fields (removeAdditional) instead of refusing them; propertyNames: false refuses any.
+  propertyNames: false,
+  description: 'No fields (the body may be absent or {}): the path names what to act on.'
+})
 
 export const RestartedBuild = Type.Object({
   build: Type.Object({

@@ -1,12 +1,10 @@
 // Acting on builds against real PostgreSQL and the InfraBox subset: every rule of SPEC §14's table, its refusals, and the races.
 import { randomUUID } from 'node:crypto'
-import pg from 'pg'
-import { sql } from 'kysely'
 import t from 'tap'
 import { abortBuild, abortJob, rerunJob, restartBuild, restartedName, restartJob, retryFailedJobs } from '../../db/control.js'
 import { FIXTURE, seedFixture } from '../../db/seed.js'
-import type { JobState, JobType } from '../../db/schema.js'
 import { createTestDatabase } from '../helpers/db.js'
+import { holdLock, lockWaiters as waitForLockWaiters, makeBuild as makeBuildIn, type JobSpec } from '../helpers/builds.js'
 
 const testDb = await createTestDatabase(t)
 const { db } = testDb
@@ -14,57 +12,7 @@ await seedFixture(db)
 const { projects: P, users: U, commits: C } = FIXTURE
 const actor = { userId: U.demo, tokenId: '0123456789abcdef' }
 
-interface JobSpec { name: string, state: JobState, type?: JobType, deps?: string[] }
-let nextNumber = 100
-
-/** A build of the github project: a finished Create Jobs job, then `specs` (each depending on the jobs named in `deps`, default Create Jobs). */
-async function makeBuild (specs: JobSpec[], opts: { createJobs?: boolean, project?: string } = {}) {
-  const projectId = opts.project ?? P.github
-  const buildId = randomUUID()
-  const buildNumber = nextNumber++
-  await db.insertInto('build').values({ id: buildId, build_number: buildNumber, project_id: projectId, restart_counter: 1, commit_id: C.main1 }).execute()
-  const ids: Record<string, string> = {}
-  let minute = 0
-  const at = (): Date => new Date(Date.UTC(2025, 0, 1, 0, minute++))
-  if (opts.createJobs !== false) {
-    ids['Create Jobs'] = randomUUID()
-    await db.insertInto('job').values({
-      id: ids['Create Jobs'],
-      state: 'finished',
-      type: 'create_job_matrix',
-      name: 'Create Jobs',
-      build_id: buildId,
-      project_id: projectId,
-      dockerfile: '',
-      created_at: at(),
-      env_var: JSON.stringify({ GREETING: 'hi' }),
-      repo: JSON.stringify({ commit: C.main1, clone_url: 'https://example.invalid/demo.git', clone_all: true }),
-      definition: JSON.stringify({ build_only: false, infrabox_file: 'infrabox.json', resources: { limits: { cpu: 0.5, memory: 1024 } } })
-    }).execute()
-  }
-  for (const spec of specs) {
-    const id = randomUUID()
-    ids[spec.name] = id
-    const deps = (spec.deps ?? ['Create Jobs']).map(name => ({ job: name, 'job-id': ids[name], on: ['finished'] }))
-    await db.insertInto('job').values({
-      id,
-      state: spec.state,
-      type: spec.type ?? 'run_project_container',
-      name: spec.name,
-      build_id: buildId,
-      project_id: projectId,
-      dockerfile: 'infrabox/Dockerfile',
-      created_at: at(),
-      dependencies: JSON.stringify(deps),
-      definition: JSON.stringify({ name: spec.name, type: 'docker' }),
-      env_var: JSON.stringify({ JOB: spec.name }),
-      build_arg: JSON.stringify({ ARG: '1' }),
-      cluster_name: 'master',
-      console: 'old log'
-    }).execute()
-  }
-  return { buildId, buildNumber, ids }
-}
+const makeBuild = async (specs: JobSpec[], opts: { createJobs?: boolean, project?: string } = {}) => await makeBuildIn(db, specs, opts)
 
 const jobById = async (id: string) => await db.selectFrom('job').selectAll().where('id', '=', id).executeTakeFirstOrThrow()
 const jobsOf = async (buildId: string) => await db.selectFrom('job').selectAll().where('build_id', '=', buildId).orderBy('created_at').orderBy('name').execute()
@@ -265,27 +213,8 @@ t.test('abort_build / abort_job: abort rows for what is still queued, scheduled 
   await t.rejects(abortBuild(db, actor, P.github, randomUUID()), { statusCode: 404, code: 'MCP_NOT_FOUND' })
 })
 
-/** A second connection that holds `sql` (a lock) open until release() — to make two requests meet at that lock. */
-async function holder (statement: string, params: unknown[]) {
-  const client = new pg.Client({ connectionString: testDb.url })
-  await client.connect()
-  await client.query('BEGIN')
-  await client.query(statement, params)
-  return {
-    release: async () => { await client.query('COMMIT'); await client.end() }
-  }
-}
-
-/** Waits until `n` backends of the test database wait on a lock. */
-async function lockWaiters (n: number): Promise<void> {
-  for (let i = 0; i < 400; i++) {
-    const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM pg_stat_activity
-      WHERE datname = current_database() AND wait_event_type = 'Lock'`.execute(db)
-    if ((rows[0]?.n ?? 0) >= n) return
-    await new Promise(resolve => setTimeout(resolve, 25))
-  }
-  throw new Error(`never saw ${n} lock waiters`)
-}
+const holder = async (statement: string, params: unknown[]) => await holdLock(testDb.url, statement, params)
+const lockWaiters = async (n: number): Promise<void> => { await waitForLockWaiters(db, n) }
 
 t.test('two restarts of one job at once: one wins, the other is 409', async t => {
   const { buildId, ids } = await makeBuild([{ name: 'flaky', state: 'failure' }, { name: 'after', state: 'skipped', deps: ['flaky'] }])
