@@ -104,19 +104,21 @@ function checkRestartable (job: JobRow): void {
 
 /**
  * The roots and every job depending on them, transitively, leaving out jobs already restarted (InfraBox's fix
- * for duplicate clones, its issue 227), in the build's job order.
+ * for duplicate clones, its issue 227): the roots first, then each dependent after what it depends on.
  */
-function withDependents (jobs: readonly JobRow[], roots: readonly string[]): JobRow[] {
-  const ids = new Set(roots)
+function withDependents (jobs: readonly JobRow[], roots: readonly JobRow[]): JobRow[] {
+  const found = [...roots]
+  const ids = new Set(roots.map(j => j.id))
   for (let grown = true; grown;) {
     grown = false
     for (const job of jobs) {
       if (ids.has(job.id) || job.restarted === true || !dependsOn(job, ids)) continue
       ids.add(job.id)
+      found.push(job)
       grown = true
     }
   }
-  return jobs.filter(j => ids.has(j.id))
+  return found
 }
 
 function checkDependents (closure: readonly JobRow[]): void {
@@ -258,7 +260,7 @@ export async function restartJob (db: Kysely<Database>, actor: Actor, projectId:
   return await db.transaction().execute(async trx => {
     const { buildId, jobs, job } = await lockJobBuild(trx, projectId, jobId)
     checkRestartable(job)
-    const closure = withDependents(jobs, [job.id])
+    const closure = withDependents(jobs, [job])
     checkDependents(closure)
     return await cloneJobs(trx, actor, buildId, closure)
   })
@@ -275,7 +277,7 @@ export async function rerunJob (db: Kysely<Database>, actor: Actor, projectId: s
     const parentIds = new Set(dependencyEntries(job.dependencies).flatMap(dep => typeof dep['job-id'] === 'string' ? [dep['job-id']] : []))
     const busyParent = jobs.find(j => parentIds.has(j.id) && isActive(j.state))
     if (busyParent !== undefined) throw conflict(`job ${job.name} depends on ${busyParent.name}, which is still ${busyParent.state}`)
-    const closure = withDependents(jobs, [job.id])
+    const closure = withDependents(jobs, [job])
     checkDependents(closure)
     const own = new Set([job.id])
     return await cloneJobs(trx, actor, buildId, [job], jobs.filter(j => j.id !== job.id && j.restarted !== true && dependsOn(j, own)))
@@ -298,7 +300,7 @@ export async function retryFailedJobs (db: Kysely<Database>, actor: Actor, proje
         ? `only the Create Jobs job failed (${create.state}); restart the whole build (restart_build) instead`
         : 'no job of this build is in failure, error, killed or unstable (jobs already restarted do not count)')
     }
-    const closure = withDependents(jobs, roots.map(j => j.id))
+    const closure = withDependents(jobs, roots)
     checkDependents(closure)
     return await cloneJobs(trx, actor, buildId, closure)
   })

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto'
 import t from 'tap'
 import { abortBuild, abortJob, rerunJob, restartBuild, restartedName, restartJob, retryFailedJobs } from '../../db/control.js'
 import { FIXTURE, seedFixture } from '../../db/seed.js'
+import { getBuild, listBuilds } from '../../db/builds.js'
 import { createTestDatabase } from '../helpers/db.js'
 import { holdLock, lockWaiters as waitForLockWaiters, makeBuild as makeBuildIn, type JobSpec } from '../helpers/builds.js'
 
@@ -213,17 +214,19 @@ t.test('abort_build / abort_job: abort rows for what is still queued, scheduled 
   await t.rejects(abortBuild(db, actor, P.github, randomUUID()), { statusCode: 404, code: 'MCP_NOT_FOUND' })
 })
 
+/** A promise that never rejects (the error is its value), so one that fails while the test waits is not unhandled. */
+const settle = async <T>(p: Promise<T>): Promise<T | Error> => await p.catch((err: unknown) => err instanceof Error ? err : new Error(String(err)))
+
 const holder = async (statement: string, params: unknown[]) => await holdLock(testDb.url, statement, params)
 const lockWaiters = async (n: number): Promise<void> => { await waitForLockWaiters(db, n) }
 
 t.test('two restarts of one job at once: one wins, the other is 409', async t => {
   const { buildId, ids } = await makeBuild([{ name: 'flaky', state: 'failure' }, { name: 'after', state: 'skipped', deps: ['flaky'] }])
   const gate = await holder('SELECT id FROM build WHERE id = $1 FOR UPDATE', [buildId])
-  const racing = [restartJob(db, actor, P.github, ids['flaky'] ?? ''), restartJob(db, actor, P.github, ids['flaky'] ?? '')]
+  const racing = [settle(restartJob(db, actor, P.github, ids['flaky'] ?? '')), settle(restartJob(db, actor, P.github, ids['flaky'] ?? ''))]
   await lockWaiters(2)
   await gate.release()
-  const [a, b] = await Promise.allSettled(racing)
-  const outcomes = [a, b].map(o => o?.status === 'fulfilled' ? 'ok' : (o?.reason as { statusCode?: number }).statusCode)
+  const outcomes = (await Promise.all(racing)).map(o => o instanceof Error ? (o as { statusCode?: number }).statusCode : 'ok')
   t.same(outcomes.sort(), [409, 'ok'], 'one restart, one 409')
   t.same((await jobsOf(buildId)).map(j => j.name).sort(), ['Create Jobs', 'after', 'after.1', 'flaky', 'flaky.1'], 'one set of clones')
 })
@@ -231,10 +234,10 @@ t.test('two restarts of one job at once: one wins, the other is 409', async t =>
 t.test('compare-and-set: a restart InfraBox\'s own API commits first (without the build lock) makes ours 409', async t => {
   const { buildId, ids } = await makeBuild([{ name: 'flaky', state: 'failure' }])
   const infrabox = await holder('UPDATE job SET restarted = true WHERE id = $1', [ids['flaky']])
-  const ours = restartJob(db, actor, P.github, ids['flaky'] ?? '')
+  const ours = settle(restartJob(db, actor, P.github, ids['flaky'] ?? ''))
   await lockWaiters(1) // ours read the job unrestarted and now waits on its row in the compare-and-set
   await infrabox.release()
-  await t.rejects(ours, { statusCode: 409, message: /another restart/ })
+  t.match(await ours, { statusCode: 409, message: /another restart/ })
   t.same((await jobsOf(buildId)).map(j => j.name).sort(), ['Create Jobs', 'flaky'], 'no clone')
 })
 
@@ -263,4 +266,18 @@ t.test('a restart during an abort: the two run one after the other, never interl
     t.same(aborted.aborted.map(j => j.name), ['slow'])
     t.same(await abortsOf([restarted.jobs[0]?.id ?? '']), [], 'the clone queued after the abort is not aborted')
   })
+})
+
+t.test('a retried build is judged by its clones: the restarted originals no longer count in its status', async t => {
+  const { buildId, ids } = await makeBuild([{ name: 'flaky', state: 'failure' }, { name: 'after', state: 'queued', deps: ['flaky'] }])
+  const statusOf = async (): Promise<string> => (await getBuild(db, P.github, buildId)).status
+  t.equal(await statusOf(), 'running', 'a queued job: running')
+  await db.updateTable('job').set({ state: 'skipped' }).where('id', '=', ids['after'] ?? '').execute()
+  t.equal(await statusOf(), 'failure')
+  const retried = await retryFailedJobs(db, actor, P.github, buildId)
+  t.equal(await statusOf(), 'running', 'the clones are queued')
+  await db.updateTable('job').set({ state: 'finished' }).where('id', 'in', retried.jobs.map(j => j.id)).execute()
+  t.equal(await statusOf(), 'finished', 'the clones passed: the build is green, the failed original replaced')
+  const listed = await listBuilds(db, P.github, { limit: 100, status: 'finished' })
+  t.ok(listed.items.some(b => b.id === buildId), 'the status filter agrees')
 })
