@@ -223,6 +223,14 @@ interface RouteSchema {
   [key: string]: unknown
 }
 
+/** Fields with a default are filled in by the validator: a client may leave them out, so the document does not require them. */
+function optionalDefaults (schema: unknown): unknown {
+  if (typeof schema !== 'object' || schema === null) return schema
+  const { required, properties } = schema as { required?: unknown, properties?: Record<string, { default?: unknown }> }
+  if (!Array.isArray(required) || properties === undefined) return schema
+  return { ...schema, required: required.filter(name => typeof name === 'string' && properties[name]?.default === undefined) }
+}
+
 function tagOf (c: McpRouteConfig): string {
   if (c.session === true) return OPENAPI_TAGS.tokens.name
   if (c.oauth !== undefined) return OPENAPI_TAGS.oauth.name
@@ -246,6 +254,8 @@ export function documentRoute (route: RouteOptions, schema: RouteSchema, url: st
   const operationId = schema.operationId ?? config.action
   return {
     ...schema,
+    ...(schema.querystring !== undefined ? { querystring: optionalDefaults(schema.querystring) } : {}),
+    ...(schema.body !== undefined ? { body: optionalDefaults(schema.body) } : {}),
     ...(operationId !== undefined ? { operationId } : {}),
     tags: schema.tags ?? [tagOf(config)],
     security: schema.security ?? securityOf(config, oauthOn),
