@@ -15,6 +15,7 @@ import { redactTokens } from './core/token.js'
 import { mcpTokenGuard } from './plugins/token-guard.js'
 import storageStep from './plugins/storage.js'
 import health from './plugins/health.js'
+import { OneLineRequestLog } from './lib/request-log.js'
 import { mcpGateway } from './gateway.js'
 import { mcpWellKnown } from './mcp/well-known.js'
 import { listeningBaseUrl, oauthSettings, type OAuthOptions } from './oauth/settings.js'
@@ -65,6 +66,7 @@ export function serverOptions (config: Config): FastifyServerOptions {
         })
       }
     },
+    logController: new OneLineRequestLog(),
     frameworkErrors: frameworkErrorHandler,
     clientErrorHandler,
     bodyLimit: 1024 * 1024,
