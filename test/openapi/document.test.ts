@@ -3,7 +3,8 @@ import { randomBytes, randomUUID } from 'node:crypto'
 import t from 'tap'
 import { buildApp } from '../helpers/app.js'
 import { API, bearer, createToken } from '../helpers/chain.js'
-import { lintDocument, operationsOf, pointerOf, servedDocument, validateDocument, type DocOperation, type OpenApiDoc } from '../helpers/openapi.js'
+import type { Test } from 'tap'
+import { lintDocument, operationsOf, pointerOf, servedDocument, validateDocument, type DocOperation, type DocResponse, type OpenApiDoc } from '../helpers/openapi.js'
 import { seedFixture, FIXTURE } from '../../db/seed.js'
 import { OPERATIONS } from '../../core/operations/index.js'
 
@@ -111,6 +112,15 @@ t.test('each route documents the statuses its steps and handler give, not a blan
   t.same(statuses(mcp), ['200', '202', '400', '401', '403', '404', '406', '413', '415', '503'])
 })
 
+/** The answer's media type is one the document lists for its status (or the status documents no body and none came). */
+function checkContent (t: Test, what: string, documented: DocResponse | undefined, contentType: unknown, body: string): void {
+  if (documented === undefined) return
+  const types = Object.keys(documented.content ?? {})
+  if (types.length === 0) { t.equal(body, '', `${what}: no body, as documented`); return }
+  const essence = String(contentType ?? '').split(';')[0]?.trim() ?? ''
+  t.ok(types.includes(essence) || types.includes('*/*'), `${what}: ${essence} is among ${types.join(', ')}`)
+}
+
 /**
  * Reality against the document: every documented operation is called as a client might get it wrong (no credential,
  * ids that name nothing, ids that are no ids, a project outside the token, an empty body) and every status that comes
@@ -122,10 +132,13 @@ t.test('every status a route really answers is documented, with its headers', as
   const doc = await servedDocument(app)
   const sessionJwt = await session(FIXTURE.users.demo)
   const { token } = await createToken(app, sessionJwt)
+  const spare = await createToken(app, sessionJwt, { name: 'the token the admin routes change' })
   const unknownTokenId = randomBytes(8).toString('hex')
+  const REAL: Record<string, string> = { projectId: FIXTURE.projects.github, buildId: FIXTURE.builds.b1, jobId: FIXTURE.jobs.compile, tokenId: spare.token_id }
 
-  const fill = (path: string, ids: 'random' | 'malformed' | 'foreign'): string => path.replace(/\{(\w+)\}/g, (_m, name: string) => {
+  const fill = (path: string, ids: 'real' | 'random' | 'malformed' | 'foreign'): string => path.replace(/\{(\w+)\}/g, (_m, name: string) => {
     if (ids === 'malformed') return 'not-an-id'
+    if (ids === 'real') return REAL[name] ?? randomUUID()
     if (name === 'tokenId') return unknownTokenId
     if (name === 'projectId') return ids === 'foreign' ? FIXTURE.projects.public : FIXTURE.projects.github
     return randomUUID()
@@ -139,6 +152,7 @@ t.test('every status a route really answers is documented, with its headers', as
       ['no credential', fill(path, 'random'), {}],
       ['ids that name nothing', fill(path, 'random'), credentialFor(path)]
     ]
+    if (path.includes('{')) cases.push(['ids of real things', fill(path, 'real'), credentialFor(path)])
     if (path.includes('{')) cases.push(['ids that are no ids', fill(path, 'malformed'), credentialFor(path)])
     if (path.includes('{projectId}')) cases.push(['a project outside the token', fill(path, 'foreign'), credentialFor(path)])
     for (const [what, url, headers] of cases) {
@@ -148,6 +162,7 @@ t.test('every status a route really answers is documented, with its headers', as
       seen.set(op.operationId ?? path, new Set([...seen.get(op.operationId ?? path) ?? [], res.statusCode]))
       const documented = op.responses[String(res.statusCode)]
       t.ok(documented, `${method} ${path} (${what}) answered ${res.statusCode}, documented: ${statuses(op).join(', ')}`)
+      checkContent(t, `${method} ${path} (${what}) ${res.statusCode}`, documented, res.headers['content-type'], res.body)
       for (const header of Object.keys(documented?.headers ?? {})) {
         if (header === 'Content-Length' || header === 'Location' || header.startsWith('X-Log-')) continue // only on some answers
         t.ok(res.headers[header.toLowerCase()] !== undefined, `${method} ${path} ${res.statusCode}: header ${header}`)
@@ -156,6 +171,16 @@ t.test('every status a route really answers is documented, with its headers', as
   }
   t.ok(calls > 50, `${calls} calls`)
   t.comment(`statuses seen: ${[...seen].map(([id, s]) => `${id} ${[...s].sort().join('/')}`).join('; ')}`)
+
+  // the MCP endpoint's own answers: a JSON-RPC response and an accepted notification
+  const mcp = byId(doc, 'mcp')
+  const rpc = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-11-25', ...bearer(token) }
+  const init = await app.inject({ method: 'POST', url: API, headers: rpc, payload: { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'openapi-test', version: '1' } } } })
+  t.equal(init.statusCode, 200)
+  checkContent(t, 'initialize', mcp.responses['200'], init.headers['content-type'], init.body)
+  const note = await app.inject({ method: 'POST', url: API, headers: rpc, payload: { jsonrpc: '2.0', method: 'notifications/initialized' } })
+  t.equal(note.statusCode, 202)
+  t.ok(mcp.responses['202'], '202 documented')
 
   // the budget's refusal and its headers (introspect is 1 per minute here)
   const me = byId(doc, 'get_token_info')
