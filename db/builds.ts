@@ -1,5 +1,5 @@
 // Build questions: a project's builds newest first with their status derived from their jobs, and one build in full.
-import type { ExpressionBuilder, Kysely } from 'kysely'
+import { sql, type ExpressionBuilder, type Kysely } from 'kysely'
 import { decodeCursor, encodeCursor } from '../lib/cursor.js'
 import { notFound } from '../lib/errors.js'
 import { BUILD_STATUSES, type BuildDetail, type BuildPage, type BuildStatus, type BuildSummary } from '../schemas/data.js'
@@ -17,9 +17,12 @@ export interface ListBuildsOptions {
 const ACTIVE: JobState[] = ['queued', 'scheduled', 'running']
 const CURSOR_KIND = 'builds'
 
-/** `bool_or(job.state in (...))` over the build's jobs. */
+/**
+ * `bool_or(job.state in (...))` over the build's jobs that stand: a job marked `restarted` has been replaced by its
+ * clone (SPEC §14), so a retried build is judged by the clones, and an original left queued does not keep it running.
+ */
 function anyJobIn (eb: ExpressionBuilder<Database, 'job'>, states: JobState[]) {
-  return eb.fn.agg<boolean | null>('bool_or', [eb('job.state', 'in', states)])
+  return eb.fn.agg<boolean | null>('bool_or', [eb.and([eb('job.state', 'in', states), sql<boolean>`${eb.ref('job.restarted')} IS NOT TRUE`])])
 }
 
 /**
