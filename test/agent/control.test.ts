@@ -125,6 +125,8 @@ t.test('refusals through the chain, for every route', async t => {
   refusal(t, again, 409, 'MCP_CONFLICT', 'restarting a job already restarted')
   t.match(again.body.message, /already been restarted/)
 
+  refusal(t, await post(full.token, `${pj}/builds/${g.buildId}/abort`, null), 400, 'FST_ERR_VALIDATION', 'a JSON null body (an absent one is fine)')
+
   const refused = await rowsOnce(app, db, r => r.token_id === readOnly.token_id && CONTROL_TOOLS.includes(r.action), 6)
   t.ok(refused.length === 6 && refused.every(r => r.outcome === 'forbidden' && r.status_code === 403), 'refusals audited as forbidden under the tool\'s name')
 })
