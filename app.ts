@@ -2,10 +2,9 @@
 import { randomUUID } from 'node:crypto'
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyServerOptions } from 'fastify'
-import type { Redis } from 'ioredis'
 import { artifactRoot, parseTrustProxy, type Config } from './config.js'
 import { applyInfraboxSubset, migrateGateway } from './db/migrate.js'
-import { createRedisClient } from './core/limiter.js'
+import { createRedisClient, createRedisClusterClient, type RedisClient } from './core/limiter.js'
 import { createMetrics } from './core/metrics.js'
 import { createServices, type BucketLimits, type GatewayServices } from './core/services.js'
 import { jwtSessionAuthenticator, loadSessionKeys, signSession, type SessionAuthenticator } from './core/session.js'
@@ -119,9 +118,12 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   }
   fastify.decorate('mcpDemo', demo)
 
-  const redis: Redis | null = config.REDIS_URL === undefined
+  const onError = (): void => { /* the limiter reports failures when they matter */ }
+  const redis: RedisClient | null = config.REDIS_URL === undefined
     ? null
-    : createRedisClient(config.REDIS_URL, { onError: () => { /* the limiter reports failures when they matter */ } })
+    : config.REDIS_CLUSTER
+      ? createRedisClusterClient(config.REDIS_URL, { onError })
+      : createRedisClient(config.REDIS_URL, { onError })
 
   const authenticateSession = opts.authenticateSession ?? jwtSessionAuthenticator(keys as NonNullable<typeof keys>, storage.db)
   const services: GatewayServices = createServices({

@@ -4,12 +4,12 @@ import autoload from '@fastify/autoload'
 import swagger from '@fastify/swagger'
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import type { Kysely } from 'kysely'
-import type { Redis } from 'ioredis'
 import { loadConfig, type Config } from './config.js'
 import type { Database } from './db/schema.js'
 import type { Metrics } from './core/metrics.js'
 import { createServices, type BucketLimits, type GatewayServices } from './core/services.js'
 import type { ListenConnector } from './core/notifier.js'
+import type { RedisClient } from './core/limiter.js'
 import { jwtSessionAuthenticator, type SessionAuthenticator, type SessionKeys } from './core/session.js'
 import { errorHandler } from './plugins/errors.js'
 import { gatewayNotFoundHandler } from './plugins/not-found.js'
@@ -42,7 +42,8 @@ export interface McpGatewayOptions {
   auditDb?: Kysely<Database>
   /** connections for the chain's token lookups and last_used_at writes (default: db); a small pool of their own keeps them apart from the handlers' statements */
   authDb?: Kysely<Database>
-  redis?: Redis | null
+  /** an ioredis client or Cluster (createRedisClient / createRedisClusterClient); null: the in-process limiter */
+  redis?: RedisClient | null
   /** replaces InfraBox's JWT session check on the token routes */
   authenticateSession?: SessionAuthenticator
   sessionKeys?: SessionKeys
