@@ -6,7 +6,7 @@ import type { TSchema } from '@fastify/type-provider-typebox'
 import { FIXTURE } from '../../db/seed.js'
 import { OPERATIONS } from '../../core/operations/index.js'
 import { AbortResult, MyAccessLogPage, RestartedBuild, RestartedJobs } from '../../schemas/control.js'
-import { connectV2, mintToken, rowsOnce, startMcpApp, textOf, type CallResult } from '../helpers/mcp.js'
+import { connectV1, connectV2, mintToken, rowsOnce, startMcpApp, textOf, type CallResult } from '../helpers/mcp.js'
 import { holdLock, lockWaiters, makeBuild } from '../helpers/builds.js'
 
 const { projects: P, users: U } = FIXTURE
@@ -221,6 +221,8 @@ t.test('tools/list matches the token', async t => {
     t.match(textOf(hidden), /MCP_TRIGGER_FORBIDDEN/)
     t.equal((await jobRow(g.id('x'))).restarted, false, `${era}: and changes nothing`)
   }
+  const v1 = await connectV1(t, endpoint, readOnly.token)
+  t.same((await v1.list()).map(tool => tool.name), OPERATIONS.filter(op => !op.trigger).map(op => op.name), 'the v1 SDK client is shown the same reads')
 })
 
 t.test('GET /me/access-log and get_my_access_log: the presented token\'s own calls, newest first, paged', async t => {
