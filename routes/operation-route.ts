@@ -20,7 +20,7 @@ export function operationArgs<P extends TObject, I extends TObject> (op: Operati
 }
 
 async function absentBodyIsEmpty (request: FastifyRequest): Promise<void> {
-  if (request.body === undefined || request.body === null) request.body = {}
+  if (request.body === undefined) request.body = {}
 }
 
 /**
@@ -49,7 +49,7 @@ export function operationRoute (fastify: FastifyInstance, op: AnyOperation, over
     config: {
       mcp: { action: op.name, bucket: op.bucket, rpm: op.rpm, failClosed: op.failClosed, trigger: op.trigger, ...(op.refusals !== undefined ? { refusals: op.refusals } : {}) }
     },
-    // A POST may come without a body (`curl -X POST`): it is validated as {}, so an action whose fields are all optional needs none.
+    // A POST may come without a body (`curl -X POST`): it is validated as {}, so an action whose fields are all optional needs none (JSON `null` is still a 400).
     ...(op.method === 'POST' ? { preValidation: absentBodyIsEmpty } : {}),
     handler: async (request, reply) => {
       // A client that hangs up ends a long operation (a wait) at once.
