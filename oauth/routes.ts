@@ -15,7 +15,7 @@ import {
 } from './authorization-request.js'
 import { ClientError, registerClient } from './clients.js'
 import { allowAnyOrigin } from './discovery.js'
-import '../core/route-config.js'
+import { mcpRouteConfig } from '../core/route-config.js'
 import { ConsentingUser, grantModel, newExchangeReport, refreshTokenHash, type Consent } from './model.js'
 import { consentPage, demoLoginPage, errorPage, pageSecurityPolicy } from './pages.js'
 import { oauthUrls, TRIGGER_SCOPE, type OAuthSettings } from './settings.js'
@@ -156,7 +156,7 @@ export async function mcpOAuth (fastify: FastifyInstance, opts: McpOAuthOptions)
 
   fastify.get('/authorize', {
     schema: { summary: 'Authorization endpoint: the consent page (HTML)', tags: ['oauth'], produces: ['text/html'], security: [{ session: [] }] },
-    config: { mcp: { audit: false, bucket: 'oauth', rpm: settings.rpm, oauth: 'page' } }
+    config: mcpRouteConfig({ audit: false, bucket: 'oauth', rpm: settings.rpm, oauth: 'page' })
   }, async (request, reply) => {
     const r = await authorizationRequest(fieldsOf(request.query), reply)
     if (r === null) return reply
@@ -178,7 +178,7 @@ export async function mcpOAuth (fastify: FastifyInstance, opts: McpOAuthOptions)
 
   fastify.post('/authorize', {
     schema: { summary: 'Consent decision (form post of the consent page)', tags: ['oauth'], consumes: [FORM], produces: ['text/html'], security: [{ session: [] }] },
-    config: { mcp: { action: 'oauth_consent', bucket: 'oauth', rpm: settings.rpm, oauth: 'page' } }
+    config: mcpRouteConfig({ action: 'oauth_consent', bucket: 'oauth', rpm: settings.rpm, oauth: 'page' })
   }, async (request, reply) => {
     const fields = fieldsOf(request.body)
     // The consent must come from the page this gateway served: same origin, and the page's own anti-forgery value.
@@ -262,7 +262,7 @@ export async function mcpOAuth (fastify: FastifyInstance, opts: McpOAuthOptions)
 
   // ------------------------------------------------------------------ token
 
-  fastify.options('/token', { schema: { hide: true }, config: { mcp: { audit: false } } }, async (_request, reply) => await allowAnyOrigin(reply).code(204).send())
+  fastify.options('/token', { schema: { hide: true }, config: mcpRouteConfig({ audit: false }) }, async (_request, reply) => await allowAnyOrigin(reply).code(204).send())
   fastify.post('/token', {
     schema: {
       summary: 'Token endpoint: exchange a code (PKCE S256) or rotate a refresh token; the access token is an ib_mcp_ token',
@@ -273,7 +273,7 @@ export async function mcpOAuth (fastify: FastifyInstance, opts: McpOAuthOptions)
       security: []
     },
     attachValidation: true,
-    config: { mcp: { action: 'oauth_token', bucket: 'oauth', rpm: settings.rpm } }
+    config: mcpRouteConfig({ action: 'oauth_token', bucket: 'oauth', rpm: settings.rpm })
   }, async (request, reply) => {
     allowAnyOrigin(reply).header('cache-control', 'no-store').header('pragma', 'no-cache')
     const fields = fieldsOf(request.body)
@@ -318,7 +318,7 @@ export async function mcpOAuth (fastify: FastifyInstance, opts: McpOAuthOptions)
 
   // ------------------------------------------------------------------ register (RFC 7591)
 
-  fastify.options('/register', { schema: { hide: true }, config: { mcp: { audit: false } } }, async (_request, reply) => await allowAnyOrigin(reply).code(204).send())
+  fastify.options('/register', { schema: { hide: true }, config: mcpRouteConfig({ audit: false }) }, async (_request, reply) => await allowAnyOrigin(reply).code(204).send())
   fastify.post('/register', {
     schema: {
       summary: 'Dynamic client registration (RFC 7591); every client is public and uses PKCE',
@@ -327,7 +327,7 @@ export async function mcpOAuth (fastify: FastifyInstance, opts: McpOAuthOptions)
       response: { 201: RegisteredClient, 400: OAuthErrorBody },
       security: []
     },
-    config: { mcp: { action: 'oauth_register', bucket: 'oauth_register', rpm: settings.registerRpm } }
+    config: mcpRouteConfig({ action: 'oauth_register', bucket: 'oauth_register', rpm: settings.registerRpm })
   }, async (request, reply) => {
     allowAnyOrigin(reply).header('cache-control', 'no-store')
     try {
@@ -353,7 +353,7 @@ export async function mcpOAuth (fastify: FastifyInstance, opts: McpOAuthOptions)
 
   // ------------------------------------------------------------------ revoke (RFC 7009)
 
-  fastify.options('/revoke', { schema: { hide: true }, config: { mcp: { audit: false } } }, async (_request, reply) => await allowAnyOrigin(reply).code(204).send())
+  fastify.options('/revoke', { schema: { hide: true }, config: mcpRouteConfig({ audit: false }) }, async (_request, reply) => await allowAnyOrigin(reply).code(204).send())
   fastify.post('/revoke', {
     schema: {
       summary: 'Token revocation (RFC 7009): an access or refresh token ends its whole grant',
@@ -364,7 +364,7 @@ export async function mcpOAuth (fastify: FastifyInstance, opts: McpOAuthOptions)
       security: []
     },
     attachValidation: true,
-    config: { mcp: { action: 'oauth_revoke', bucket: 'oauth', rpm: settings.rpm } }
+    config: mcpRouteConfig({ action: 'oauth_revoke', bucket: 'oauth', rpm: settings.rpm })
   }, async (request, reply) => {
     allowAnyOrigin(reply).header('cache-control', 'no-store')
     const fields = fieldsOf(request.body)
@@ -404,11 +404,11 @@ export async function mcpOAuth (fastify: FastifyInstance, opts: McpOAuthOptions)
     const safeReturn = (value: string | null): string => value !== null && value.startsWith(authorizePath) ? value : `${settings.prefix}/oauth/authorize`
     fastify.get('/login', {
       schema: { hide: true },
-      config: { mcp: { audit: false, bucket: 'oauth', rpm: settings.rpm, oauth: 'page' } }
+      config: mcpRouteConfig({ audit: false, bucket: 'oauth', rpm: settings.rpm, oauth: 'page' })
     }, async (request, reply) => await sendPage(reply, 200, demoLoginPage(`${settings.prefix}/oauth/login`, safeReturn(one(fieldsOf(request.query), 'return_to')))))
     fastify.post('/login', {
       schema: { hide: true },
-      config: { mcp: { audit: false, bucket: 'oauth', rpm: settings.rpm, oauth: 'page' } }
+      config: mcpRouteConfig({ audit: false, bucket: 'oauth', rpm: settings.rpm, oauth: 'page' })
     }, async (request, reply) => {
       const origin = request.headers.origin
       if (origin !== undefined && origin !== new URL(settings.baseUrl()).origin) {

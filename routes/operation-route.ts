@@ -5,6 +5,7 @@ import { restUrlFor } from '../core/links.js'
 import type { Static, TObject } from '@fastify/type-provider-typebox'
 import type { AnyOperation, Operation, OperationContext } from '../core/operations/index.js'
 import { IdempotencyHeaders } from '../schemas/agent.js'
+import { mcpRouteConfig } from '../core/route-config.js'
 
 const REFUSALS = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody, 410: ErrorBody, 422: ErrorBody, 429: ErrorBody, 503: ErrorBody }
 
@@ -43,7 +44,7 @@ export function operationRoute (fastify: FastifyInstance, op: AnyOperation, over
       ...(op.idempotencyKey === true ? { headers: IdempotencyHeaders } : {}),
       response: { [op.successStatus]: op.output, ...REFUSALS }
     },
-    config: { mcp: { action: op.name, bucket: op.bucket, rpm: op.rpm, failClosed: op.failClosed, trigger: op.trigger } },
+    config: mcpRouteConfig({ action: op.name, bucket: op.bucket, rpm: op.rpm, failClosed: op.failClosed, trigger: op.trigger }),
     handler: async (request, reply) => {
       // A client that hangs up ends a long operation (a wait) at once.
       const gone = new AbortController()

@@ -4,6 +4,7 @@ import { Type } from '@fastify/type-provider-typebox'
 import { ErrorBody } from '../../schemas/common.js'
 import { CreatedToken, CreateTokenBody, ListTokensQuery, TokenView } from '../../schemas/tokens.js'
 import { createToken, listTokenViews } from '../../core/token-admin.js'
+import { mcpRouteConfig } from '../../core/route-config.js'
 
 const tokens: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.get('/', {
@@ -13,7 +14,7 @@ const tokens: FastifyPluginAsyncTypebox = async (fastify) => {
       querystring: ListTokensQuery,
       response: { 200: Type.Array(TokenView), 401: ErrorBody }
     },
-    config: { mcp: { action: 'list_mcp_tokens', audit: false } }
+    config: mcpRouteConfig({ action: 'list_mcp_tokens', audit: false })
   }, async (request) => {
     return await listTokenViews(fastify.mcpGateway.db, request.mcpSessionUser.id, request.query.include === 'revoked')
   })
@@ -25,7 +26,7 @@ const tokens: FastifyPluginAsyncTypebox = async (fastify) => {
       body: CreateTokenBody,
       response: { 201: CreatedToken, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 409: ErrorBody }
     },
-    config: { mcp: { action: 'create_mcp_token' } }
+    config: mcpRouteConfig({ action: 'create_mcp_token' })
   }, async (request, reply) => {
     const created = await createToken(fastify.mcpGateway.db, fastify.mcpGateway.tokenPolicy, request.mcpSessionUser.id, request.body)
     request.mcpAudit.tokenId = created.token_id

@@ -3,6 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { ErrorBody } from '../../../schemas/common.js'
 import { Done, TokenParams, UpdateTokenBody } from '../../../schemas/tokens.js'
 import { revokeToken, updateToken } from '../../../core/token-admin.js'
+import { mcpRouteConfig } from '../../../core/route-config.js'
 
 const token: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.patch('/', {
@@ -13,7 +14,7 @@ const token: FastifyPluginAsyncTypebox = async (fastify) => {
       body: UpdateTokenBody,
       response: { 200: Done, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody }
     },
-    config: { mcp: { action: 'update_mcp_token' } }
+    config: mcpRouteConfig({ action: 'update_mcp_token' })
   }, async (request) => {
     const { tokenId } = request.params
     request.mcpAudit.tokenId = tokenId
@@ -29,7 +30,7 @@ const token: FastifyPluginAsyncTypebox = async (fastify) => {
       params: TokenParams,
       response: { 200: Done, 401: ErrorBody, 404: ErrorBody }
     },
-    config: { mcp: { action: 'revoke_mcp_token' } }
+    config: mcpRouteConfig({ action: 'revoke_mcp_token' })
   }, async (request) => {
     const { tokenId } = request.params
     request.mcpAudit.tokenId = tokenId

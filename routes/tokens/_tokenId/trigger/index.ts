@@ -3,6 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { ErrorBody } from '../../../../schemas/common.js'
 import { Done, TokenParams } from '../../../../schemas/tokens.js'
 import { setTrigger } from '../../../../core/token-admin.js'
+import { mcpRouteConfig } from '../../../../core/route-config.js'
 
 const trigger: FastifyPluginAsyncTypebox = async (fastify) => {
   for (const [method, allow, action] of [['POST', true, 'grant_mcp_trigger'], ['DELETE', false, 'revoke_mcp_trigger']] as const) {
@@ -16,7 +17,7 @@ const trigger: FastifyPluginAsyncTypebox = async (fastify) => {
         params: TokenParams,
         response: { 200: Done, 401: ErrorBody, 404: ErrorBody }
       },
-      config: { mcp: { action } },
+      config: mcpRouteConfig({ action }),
       handler: async (request) => {
         const { tokenId } = request.params
         request.mcpAudit.tokenId = tokenId

@@ -5,6 +5,7 @@ import { JobParams, type JobParams as Params } from '../../../../../../../schema
 import { ArtifactText, ArtifactTextQuery, type ArtifactTextQuery as Query } from '../../../../../../../schemas/agent.js'
 import { readJobArtifactText } from '../../../../../../../core/artifact-text.js'
 import { getArtifactOp } from '../../../../../../../core/operations/index.js'
+import { mcpRouteConfig } from '../../../../../../../core/route-config.js'
 
 export default async function (fastify: FastifyInstance): Promise<void> {
   fastify.get<{ Params: Params, Querystring: Query }>('/', {
@@ -21,7 +22,7 @@ export default async function (fastify: FastifyInstance): Promise<void> {
       response: { 200: ArtifactText, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 422: ErrorBody, 429: ErrorBody, 503: ErrorBody }
     },
     // get_artifact's twin: the same audit action and budget
-    config: { mcp: { action: getArtifactOp.name, bucket: getArtifactOp.bucket, rpm: getArtifactOp.rpm } }
+    config: mcpRouteConfig({ action: getArtifactOp.name, bucket: getArtifactOp.bucket, rpm: getArtifactOp.rpm })
   }, async (request) => {
     const { filename, ...window } = request.query
     return await readJobArtifactText(fastify.mcpGateway, request.mcpProject.id, request.params.jobId, filename, window)
