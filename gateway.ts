@@ -9,6 +9,7 @@ import type { PostgresDb } from '@fastify/postgres'
 import { loadConfig, type Config } from './config.js'
 import type { Database } from './db/schema.js'
 import { kyselyOverPool } from './db/connect.js'
+import { detectInfraboxSchema } from './db/infrabox-version.js'
 import type { Metrics } from './core/metrics.js'
 import { createServices, type BucketLimits, type GatewayServices } from './core/services.js'
 import { pgListenConnector, type ListenConnector } from './core/notifier.js'
@@ -102,6 +103,8 @@ async function servicesFrom (fastify: FastifyInstance, opts: McpGatewayOptions):
   if (authenticateSession === undefined) {
     throw new Error('mcpGateway needs `authenticateSession`, `sessionKeys`, or INFRABOX_RSA_PUBLIC_KEY_PATH / SESSION_JWT_PUBLIC_KEY for the token routes')
   }
+  const infrabox = await detectInfraboxSchema(db)
+  fastify.log.info({ infraboxSchema: infrabox.version, recorded: infrabox.recorded, columns: infrabox.columns }, 'InfraBox schema found')
   // wait_for_build listens on a connection of its own to the host's database when the pool says where that is.
   const connectionString = pool?.options.connectionString
   const listen = opts.listen ?? (typeof connectionString === 'string' ? pgListenConnector(connectionString) : undefined)
@@ -110,6 +113,7 @@ async function servicesFrom (fastify: FastifyInstance, opts: McpGatewayOptions):
     db,
     auditDb: opts.auditDb ?? db,
     authDb: opts.authDb ?? db,
+    infrabox: infrabox.columns,
     // explicit options win; `redis: null` keeps the in-process limiter even beside a host's client
     redis: opts.redis !== undefined ? opts.redis : hostRedis(fastify) ?? null,
     authenticateSession,

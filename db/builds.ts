@@ -1,10 +1,11 @@
 // Build questions: a project's builds newest first with their status derived from their jobs, and one build in full.
-import type { ExpressionBuilder, Kysely } from 'kysely'
+import { sql, type ExpressionBuilder, type Kysely } from 'kysely'
 import { decodeCursor, encodeCursor } from '../lib/cursor.js'
 import { notFound } from '../lib/errors.js'
 import { BUILD_STATUSES, type BuildDetail, type BuildPage, type BuildStatus, type BuildSummary } from '../schemas/data.js'
 import { jobsOfBuild } from './jobs.js'
 import type { Database, JobState } from './schema.js'
+import { SCHEMA_47_COLUMNS, type InfraboxColumns } from './infrabox-version.js'
 
 export interface ListBuildsOptions {
   branch?: string | undefined
@@ -39,7 +40,9 @@ function repositoriesOf (db: Kysely<Database>, projectId: string) {
  * commit is looked up. The commit is matched on its sha and the build's project (the same sha can
  * exist in other projects).
  */
-function buildsOfProject (db: Kysely<Database>, projectId: string) {
+function buildsOfProject (db: Kysely<Database>, projectId: string, columns: InfraboxColumns) {
+  // before InfraBox 00047 (schema 46) a build has no source: null, in a query of the same shape
+  const source = columns.buildSource ? sql<string | null>`build.source` : sql<string | null>`null::varchar`
   return db
     .selectFrom('build')
     .innerJoinLateral(
@@ -76,7 +79,7 @@ function buildsOfProject (db: Kysely<Database>, projectId: string) {
       join => join.onTrue()
     )
     .select([
-      'build.id', 'build.build_number', 'build.restart_counter', 'build.commit_id', 'build.source',
+      'build.id', 'build.build_number', 'build.restart_counter', 'build.commit_id', source.as('source'),
       'build_commit.id as commit_row_sha', 'build_commit.branch', 'build_commit.message', 'build_commit.author_name',
       'build_commit.author_email', 'build_commit.url',
       'build_jobs.created_at', 'build_jobs.finished_at', 'build_jobs.status'
@@ -128,8 +131,8 @@ function toSummary (row: BuildRow): BuildSummary {
  * stays exact. The walk follows the unique index build (project_id, build_number, restart_counter)
  * backwards; the cursor is the last (build_number, restart_counter) served.
  */
-export async function listBuilds (db: Kysely<Database>, projectId: string, opts: ListBuildsOptions): Promise<BuildPage> {
-  let query = buildsOfProject(db, projectId)
+export async function listBuilds (db: Kysely<Database>, projectId: string, opts: ListBuildsOptions, columns: InfraboxColumns = SCHEMA_47_COLUMNS): Promise<BuildPage> {
+  let query = buildsOfProject(db, projectId, columns)
   const { branch, status } = opts
   if (branch !== undefined) {
     // The semi-join narrows the walk to builds of the branch's commits; the second test keeps it
@@ -177,8 +180,8 @@ export async function listBuilds (db: Kysely<Database>, projectId: string, opts:
 }
 
 /** One build with its commit and all its jobs; 404 when the id is not a build of this project. */
-export async function getBuild (db: Kysely<Database>, projectId: string, buildId: string): Promise<BuildDetail> {
-  const row = await buildsOfProject(db, projectId).where('build.id', '=', buildId).executeTakeFirst()
+export async function getBuild (db: Kysely<Database>, projectId: string, buildId: string, columns: InfraboxColumns = SCHEMA_47_COLUMNS): Promise<BuildDetail> {
+  const row = await buildsOfProject(db, projectId, columns).where('build.id', '=', buildId).executeTakeFirst()
   if (row === undefined) throw notFound(`build ${buildId} not found in project ${projectId}`)
   const jobs = await jobsOfBuild(db, projectId, buildId)
   return {
