@@ -4,7 +4,6 @@ import autoload from '@fastify/autoload'
 import swagger from '@fastify/swagger'
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import type { Kysely } from 'kysely'
-import type { Redis } from 'ioredis'
 import type { PostgresDb } from '@fastify/postgres'
 import { loadConfig, type Config } from './config.js'
 import type { Database } from './db/schema.js'
@@ -13,6 +12,7 @@ import { detectInfraboxSchema } from './db/infrabox-version.js'
 import type { Metrics } from './core/metrics.js'
 import { createServices, type BucketLimits, type GatewayServices } from './core/services.js'
 import { pgListenConnector, type ListenConnector } from './core/notifier.js'
+import type { RedisClient } from './core/limiter.js'
 import { jwtSessionAuthenticator, loadSessionKeys, type SessionAuthenticator, type SessionKeys } from './core/session.js'
 import { errorHandler } from './plugins/errors.js'
 import { gatewayNotFoundHandler } from './plugins/not-found.js'
@@ -47,8 +47,8 @@ export interface McpGatewayOptions {
   auditDb?: Kysely<Database>
   /** connections for the chain's token lookups and last_used_at writes (default: db); a small pool of their own keeps them apart from the handlers' statements */
   authDb?: Kysely<Database>
-  /** the limiter's Redis; default: the host's `fastify.redis` (@fastify/redis) when registered, else the in-process limiter (also with null) */
-  redis?: Redis | null
+  /** the limiter's Redis, an ioredis client or Cluster (createRedisClient / createRedisClusterClient); default: the host's `fastify.redis` (@fastify/redis) when registered, else the in-process limiter (also with null) */
+  redis?: RedisClient | null
   /** replaces InfraBox's JWT session check on the token routes */
   authenticateSession?: SessionAuthenticator
   /** InfraBox's session key; default: read from INFRABOX_RSA_PUBLIC_KEY_PATH / SESSION_JWT_PUBLIC_KEY */
@@ -78,12 +78,12 @@ function hostPool (fastify: FastifyInstance): PostgresDb['pool'] | undefined {
   return fastify.hasDecorator('pg') ? fastify.pg.pool : undefined
 }
 
-const isRedisClient = (value: unknown): value is Redis =>
+const isRedisClient = (value: unknown): value is RedisClient =>
   typeof value === 'object' && value !== null &&
   typeof Reflect.get(value, 'defineCommand') === 'function' && typeof Reflect.get(value, 'evalsha') === 'function'
 
 /** The host's `@fastify/redis` client (its default one), when it registered the plugin. */
-function hostRedis (fastify: FastifyInstance): Redis | undefined {
+function hostRedis (fastify: FastifyInstance): RedisClient | undefined {
   if (!fastify.hasDecorator('redis')) return undefined
   const client: unknown = Reflect.get(fastify, 'redis')
   return isRedisClient(client) ? client : undefined

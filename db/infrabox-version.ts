@@ -27,12 +27,14 @@ export const REQUIRED_COLUMNS: Readonly<Record<string, readonly string[]>> = {
   collaborator: ['user_id', 'project_id', 'role'],
   build: ['id', 'build_number', 'restart_counter', 'commit_id', 'project_id', 'source_upload_id'],
   job: ['id', 'state', 'type', 'name', 'build_id', 'project_id', 'created_at', 'start_date', 'end_date', 'console', 'message',
-    'dependencies', 'archive', 'repo', 'env_var', 'definition', 'dockerfile'],
+    'dependencies', 'archive', 'repo', 'env_var', 'env_var_ref', 'build_arg', 'deployment', 'definition', 'dockerfile', 'cluster_name',
+    'restarted'],
   console: ['id', 'job_id', 'output', 'date'],
   commit: ['id', 'repository_id', 'project_id', 'message', 'author_name', 'author_email', 'url', 'branch', 'timestamp'],
   repository: ['id', 'project_id', 'clone_url'],
   source_upload: ['id', 'project_id'],
-  test_run: ['id', 'job_id', 'project_id', 'state', 'duration', 'suite', 'name', 'message', 'stack', 'timestamp']
+  test_run: ['id', 'job_id', 'project_id', 'state', 'duration', 'suite', 'name', 'message', 'stack', 'timestamp'],
+  abort: ['job_id', 'user_id']
 }
 
 /** Columns the gateway works without, each a flag of InfraboxColumns. */

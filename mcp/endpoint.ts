@@ -1,11 +1,11 @@
 // The native MCP endpoint (SPEC §7): POST at the chain's prefix root, bridged to the SDK's stateless handler without hijacking the reply.
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { createMcpHandler } from '@modelcontextprotocol/server'
+import { classifyInboundRequest, createMcpHandler, isJsonContentType, SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/server'
 import { errorBody } from '../lib/errors.js'
 import { restUrlFor } from '../core/links.js'
 import { LISTEN_REFUSAL, MCP_REQUEST_ACTION, McpExchange, readMessage } from './exchange.js'
 import { CallScope, createRequestServer, TOOLS_BY_NAME } from './server.js'
-import type { ToolCaller } from './tools.js'
+import type { McpTool, ToolCaller } from './tools.js'
 import { mcpRouteConfig } from '../core/route-config.js'
 
 /**
@@ -25,6 +25,52 @@ function webRequestOf (request: FastifyRequest, signal: AbortSignal): Request {
     for (const one of Array.isArray(value) ? value : [value]) headers.append(name, one)
   }
   return new Request(new URL(request.url, 'http://gateway.invalid'), { method: request.method, headers, signal })
+}
+
+const isPlainObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value)
+
+const header = (request: FastifyRequest, name: string): string | undefined => {
+  const value = request.headers[name]
+  return typeof value === 'string' ? value : undefined
+}
+
+/** The keys a 2025-era tools/call's params may have for the direct path; anything else goes through the SDK. */
+const CALL_PARAM_KEYS: ReadonlySet<string> = new Set(['name', 'arguments', '_meta'])
+
+/** The SSE framing and headers the SDK's stateless transport answers a request with (one `message` event). */
+const SSE_HEADERS = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache, no-transform', connection: 'keep-alive', 'x-accel-buffering': 'no' }
+
+/**
+ * A `tools/call` of one of our tools that the SDK's 2025-era stateless transport would serve, with everything
+ * that transport checks already true: a JSON-RPC request with an id, params of the call's own shape, both
+ * media types accepted, a JSON body, a protocol version it supports or none, and no 2026-era envelope claim.
+ * Such a call is answered by the endpoint itself — the same tool call, the same result, framed as the SDK
+ * frames it — instead of building an McpServer with every tool registered, a WHATWG Request and a streamed
+ * Response for one message (most of the MCP path's cost: docs/performance.md). Every other message, and
+ * any of these that is not exactly right, goes to the SDK, which answers or refuses it as before.
+ */
+function directCall (request: FastifyRequest, tool: McpTool | null, id: string | number | null): { tool: McpTool, id: string | number, args: Record<string, unknown> } | null {
+  const body = request.body
+  if (tool === null || id === null || !isPlainObject(body) || body['jsonrpc'] !== '2.0') return null
+  const params = body['params']
+  if (!isPlainObject(params)) return null
+  for (const key of Object.keys(params)) if (!CALL_PARAM_KEYS.has(key)) return null
+  const args = params['arguments'] ?? {}
+  if (!isPlainObject(args) || (params['_meta'] !== undefined && !isPlainObject(params['_meta']))) return null
+  const accept = header(request, 'accept')
+  if (accept === undefined || !accept.includes('application/json') || !accept.includes('text/event-stream')) return null
+  if (!isJsonContentType(header(request, 'content-type') ?? null)) return null
+  const version = header(request, 'mcp-protocol-version')
+  if (version !== undefined && !SUPPORTED_PROTOCOL_VERSIONS.includes(version)) return null
+  const era = classifyInboundRequest({
+    httpMethod: 'POST',
+    protocolVersionHeader: version,
+    mcpMethodHeader: header(request, 'mcp-method'),
+    mcpNameHeader: header(request, 'mcp-name'),
+    body
+  })
+  return era.kind === 'legacy' ? { tool, id, args } : null
 }
 
 interface JsonRpcError { jsonrpc: '2.0', error: { code: number, message: string }, id: string | number | null }
@@ -81,6 +127,12 @@ export async function mcpEndpoint (fastify: FastifyInstance): Promise<void> {
 
     const caller: ToolCaller = { services, principal: request.mcpPrincipal, log: request.log, restUrl: restUrlFor(request, prefix), signal: disconnected.signal }
     const scope = new CallScope(caller, exchange)
+    const direct = directCall(request, exchange.message.tool, exchange.message.id)
+    if (direct !== null) {
+      const result = await scope.call(direct.tool, direct.args)
+      return await reply.code(200).headers(SSE_HEADERS)
+        .send(`event: message\ndata: ${JSON.stringify({ jsonrpc: '2.0', id: direct.id, result })}\n\n`)
+    }
     const response = await mcp.fetch(webRequestOf(request, disconnected.signal), { authInfo: scope.authInfo(), parsedBody: request.body })
     // Fastify 5 sends a WHATWG Response (status, headers, streamed body) through its normal pipeline: onSend/onResponse still run.
     return await reply.send(response)

@@ -22,6 +22,10 @@ export function operationArgs<P extends TObject, I extends TObject> (op: Operati
   return { ...(request.params as Static<P>), ...(input as Static<I>) }
 }
 
+async function absentBodyIsEmpty (request: FastifyRequest): Promise<void> {
+  if (request.body === undefined || request.body === null) request.body = {}
+}
+
 /**
  * Route options for `op`, mounted by the route file in the folder that mirrors `op.path` (checked here, so the
  * README, OpenAPI and the folder agree); `overrides` for routes that answer differently (text/plain, a stream).
@@ -45,6 +49,8 @@ export function operationRoute (fastify: FastifyInstance, op: AnyOperation, over
       response: { [op.successStatus]: op.output, ...REFUSALS }
     },
     config: mcpRouteConfig({ action: op.name, bucket: op.bucket, rpm: op.rpm, failClosed: op.failClosed, trigger: op.trigger }),
+    // A POST may come without a body (`curl -X POST`): it is validated as {}, so an action whose fields are all optional needs none.
+    ...(op.method === 'POST' ? { preValidation: absentBodyIsEmpty } : {}),
     handler: async (request, reply) => {
       // A client that hangs up ends a long operation (a wait) at once.
       const gone = new AbortController()

@@ -71,7 +71,7 @@ t.test('schema 46: every route serves, builds carry source: null, a trigger leav
   for (const url of [
     '/projects', `/projects/${P.github}`, `/projects/${P.github}/builds/${B.b1}/jobs`, `/projects/${P.github}/jobs/${J.compile}`,
     `/projects/${P.github}/jobs/${J.compile}/testruns`, `/projects/${P.github}/jobs/${J.compile}/log`,
-    `/projects/${P.github}/jobs/${J.compile}/artifacts`, `/projects/${P.github}/builds/${B.b1}/wait?timeout=0`, '/me'
+    `/projects/${P.github}/jobs/${J.compile}/artifacts`, `/projects/${P.github}/builds/${B.b1}/wait?timeout=0`, '/me', '/me/access-log'
   ]) {
     t.equal((await get(url)).statusCode, 200, `GET ${url}`)
   }
@@ -86,6 +86,13 @@ t.test('schema 46: every route serves, builds carry source: null, a trigger leav
   t.same(jobs, [{ name: 'Create Jobs', state: 'queued' }], 'with its Create Jobs job')
   const triggeredBuild = await get(`/projects/${P.github}/builds/${String(triggered.json().build.id)}`)
   t.equal(triggeredBuild.json().source, null)
+
+  // acting on builds (SPEC §14): a restarted build is inserted without the column too
+  const post = async (url: string): Promise<number> => (await app.inject({ method: 'POST', url: `${API}${url}`, headers: bearer(token), payload: {} })).statusCode
+  const restarted = await app.inject({ method: 'POST', url: `${API}/projects/${P.github}/builds/${B.b1}/restart`, headers: bearer(token), payload: {} })
+  t.ok(restarted.statusCode < 300, `restart_build: ${restarted.statusCode} ${restarted.body.slice(0, 200)}`)
+  t.ok(await post(`/projects/${P.github}/builds/${B.b2}/retry-failed`) < 300, 'retry_failed_jobs')
+  t.ok(await post(`/projects/${P.github}/builds/${String(triggered.json().build.id)}/abort`) < 300, 'abort_build')
 })
 
 t.test('schema 46 with no infrabox table: the version is inferred from the columns', async t => {
