@@ -86,7 +86,10 @@ const isRedisClient = (value: unknown): value is RedisClient =>
 function hostRedis (fastify: FastifyInstance): RedisClient | undefined {
   if (!fastify.hasDecorator('redis')) return undefined
   const client: unknown = Reflect.get(fastify, 'redis')
-  return isRedisClient(client) ? client : undefined
+  if (isRedisClient(client)) return client
+  // only named (namespaced) clients: which one is the limiter's is the host's choice (the `redis` option)
+  fastify.log.warn('mcpGateway: fastify.redis holds no default client (only named ones); the limiter runs in-process unless `redis` is given')
+  return undefined
 }
 
 async function servicesFrom (fastify: FastifyInstance, opts: McpGatewayOptions): Promise<GatewayServices> {

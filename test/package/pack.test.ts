@@ -79,11 +79,11 @@ t.test('a strict TypeScript host installs the tarball, type-checks beside @fasti
   // ioredis's own declarations import `redis-errors`, which ships no types: a host checking libraries declares it
   await writeFile(join(host, 'shims.d.ts'), "declare module 'redis-errors'\n")
   await writeFile(join(host, 'host.ts'), `// A host gateway: its plugins and routes, then the InfraBox MCP gateway from the package.
-import Fastify, { type FastifyRequest } from 'fastify'
+import Fastify, { type FastifyContextConfig, type FastifyRequest } from 'fastify'
 import fastifyPostgres from '@fastify/postgres'
 import fastifyRateLimit from '@fastify/rate-limit'
 import fastifyCookie from '@fastify/cookie'
-import { mcpGateway, mcpTokenGuard, isWellFormedToken, type McpGatewayOptions, type McpRouteConfig } from 'infrabox-mcp-gateway'
+import { mcpGateway, mcpTokenGuard, isWellFormedToken, type McpGatewayOptions } from 'infrabox-mcp-gateway'
 
 const app = Fastify({ logger: false })
 await app.register(fastifyPostgres, { connectionString: process.env.HOST_DATABASE_URL ?? '' })
@@ -96,7 +96,7 @@ await app.register(mcpGateway, { prefix: '/api/v1/mcp', ...options })
 await app.ready()
 
 // the gateway's declarations merge with the host plugins': route config beside rateLimit, request decorations
-const routeConfig: { rateLimit: false, mcp: McpRouteConfig } = { rateLimit: false, mcp: { audit: false } }
+const routeConfig: FastifyContextConfig = { rateLimit: { max: 1 }, mcp: { audit: false } }
 void routeConfig
 const principalOf = (request: FastifyRequest): unknown => request.mcpPrincipal
 void principalOf
