@@ -6,8 +6,8 @@ import { restUrlFor } from '../core/links.js'
 import { LISTEN_REFUSAL, MCP_REQUEST_ACTION, McpExchange, readMessage } from './exchange.js'
 import { CallScope, createRequestServer, TOOLS_BY_NAME } from './server.js'
 import type { McpTool, ToolCaller } from './tools.js'
-import type { RouteDocument } from '../core/route-config.js'
 import { JsonRpcErrorResponse, JsonRpcRequest, JsonRpcResponse } from '../schemas/mcp.js'
+import { mcpRouteConfig, type RouteDocument } from '../core/route-config.js'
 
 /**
  * Headers the SDK's Request does not get: the body's framing (the body travels parsed, as `parsedBody`)
@@ -116,7 +116,7 @@ export async function mcpEndpoint (fastify: FastifyInstance): Promise<void> {
         'The tools mirror the REST routes and share their budgets and audit actions.',
       operationId: 'mcp'
     },
-    config: { mcp: { action: MCP_REQUEST_ACTION, endpoint: true, openapi: ENDPOINT_DOCUMENT } }
+    config: mcpRouteConfig({ action: MCP_REQUEST_ACTION, endpoint: true, openapi: ENDPOINT_DOCUMENT })
   }, async (request, reply) => {
     // This request's row is written by its exchange: named after the tool it calls, with the tool's outcome.
     request.mcpAudit.skip = true
@@ -155,7 +155,7 @@ export async function mcpEndpoint (fastify: FastifyInstance): Promise<void> {
     method: ['GET', 'DELETE'],
     url: '/',
     schema: { hide: true },
-    config: { mcp: { action: MCP_REQUEST_ACTION, endpoint: true } },
+    config: mcpRouteConfig({ action: MCP_REQUEST_ACTION, endpoint: true }),
     handler: async (_request, reply) => await reply.code(405).header('allow', 'POST').send(errorBody(405, 'MCP_METHOD_NOT_ALLOWED',
       'this MCP endpoint is stateless: POST one JSON-RPC message per request; there is no event stream to GET and no session to DELETE'))
   })
