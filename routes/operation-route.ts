@@ -1,11 +1,10 @@
 // Turns an operation into its REST route: method, schemas, the chain's config under config.mcp, and a thin handler. Not autoloaded: route files below call it.
 import type { FastifyInstance, FastifyRequest, RouteOptions } from 'fastify'
 import { restUrlFor } from '../core/links.js'
-import { OPENAPI_TAGS } from '../core/route-config.js'
+import { mcpRouteConfig, OPENAPI_TAGS } from '../core/route-config.js'
 import type { Static, TObject } from '@fastify/type-provider-typebox'
 import type { AnyOperation, Operation, OperationContext } from '../core/operations/index.js'
 import { IdempotencyHeaders } from '../schemas/agent.js'
-import { mcpRouteConfig } from '../core/route-config.js'
 
 export const operationContext = (fastify: FastifyInstance, request: FastifyRequest): OperationContext => ({
   services: fastify.mcpGateway,
