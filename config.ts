@@ -37,6 +37,8 @@ export const ConfigSchema = Type.Object({
   S3_ACCESS_KEY_ID: Str('S3 access key'),
   S3_SECRET_ACCESS_KEY: Str('S3 secret key'),
   S3_FORCE_PATH_STYLE: Flag(false, 'path-style S3 addressing (MinIO, Ceph)'),
+  REQUEST_TIMEOUT_MS: Int(30_000, 100, 3_600_000, 'longest time to receive a whole request (headers and body); a trickled body is cut with 408'),
+  CONNECTION_TIMEOUT_MS: Int(60_000, 100, 3_600_000, 'a socket silent this long is closed (wait_for_build answers within 45 s)'),
   TRUST_PROXY: Type.String({ default: 'false', description: 'Fastify trustProxy: true, false, a hop count or comma-separated addresses' }),
   LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map(l => Type.Literal(l)), { default: 'info' }),
   MCP_ALLOWED_ORIGINS: Type.String({ default: '', description: 'comma-separated browser origins allowed on the MCP endpoint' }),

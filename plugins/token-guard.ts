@@ -2,7 +2,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Server } from 'node:http'
-import { carriesMcpCredential, credentialFrom, isWellFormedToken, tokenIdOf } from '../core/token.js'
+import { carriesMcpCredential, credentialsFrom, isWellFormedToken, tokenIdOf } from '../core/token.js'
 import type { GatewayServices } from '../core/services.js'
 import { cookieValue } from '../core/session.js'
 import { errorBody } from '../lib/errors.js'
@@ -35,7 +35,7 @@ export function inMcpNamespace (path: string, prefix: string): boolean {
 }
 
 const presentedTokenId = (request: FastifyRequest): string | null => {
-  const candidates = [credentialFrom(request.headers.authorization), cookieValue(request.headers.cookie, 'token')]
+  const candidates = [...credentialsFrom(request.headers.authorization), cookieValue(request.headers.cookie, 'token')]
   const token = candidates.find(c => c !== null && isWellFormedToken(c))
   return token === undefined || token === null ? null : tokenIdOf(token)
 }
