@@ -42,6 +42,7 @@ export const ConfigSchema = Type.Object({
   TRUST_PROXY: Type.String({ default: 'false', description: 'Fastify trustProxy: true, false, a hop count or comma-separated addresses' }),
   LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map(l => Type.Literal(l)), { default: 'info' }),
   MCP_ALLOWED_ORIGINS: Type.String({ default: '', description: 'comma-separated browser origins allowed on the MCP endpoint' }),
+  SESSION_ALLOWED_ORIGINS: Type.String({ default: '', description: 'comma-separated browser origins (besides the gateway\'s own) whose pages may change tokens with the InfraBox session cookie' }),
   PUBLIC_BASE_URL: Type.Optional(Type.String({ pattern: '^https?://[^/?#@]+/?$', description: 'the gateway as clients reach it (scheme://host[:port], no path); turns the OAuth server on' })),
   INFRABOX_LOGIN_URL: Type.Optional(Type.String({ pattern: '^https?://', description: 'InfraBox login page; the authorize URL to return to is passed as return_to (or replaces {return_to})' })),
   OAUTH_CIMD_ALLOW_PRIVATE: Flag(false, 'fetch client ID metadata documents from private, loopback and link-local addresses too'),
@@ -97,5 +98,12 @@ export function parseTrustProxy (raw: string): boolean | string[] | ((address: s
 export const artifactRoot = (config: Config): string => config.ARTIFACT_FS_ROOT ?? join(config.DATA_DIR, 'artifacts')
 
 export function allowedOrigins (config: Config): Set<string> {
-  return new Set(config.MCP_ALLOWED_ORIGINS.split(',').map(s => s.trim()).filter(s => s !== ''))
+  return originList(config.MCP_ALLOWED_ORIGINS)
 }
+
+/** SESSION_ALLOWED_ORIGINS as a set of origins in the form browsers send (lower case). */
+export function sessionAllowedOrigins (config: Config): Set<string> {
+  return originList(config.SESSION_ALLOWED_ORIGINS)
+}
+
+const originList = (raw: string): Set<string> => new Set(raw.split(',').map(s => s.trim().replace(/\/$/, '').toLowerCase()).filter(s => s !== ''))

@@ -5,7 +5,7 @@ import swagger from '@fastify/swagger'
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import type { Kysely } from 'kysely'
 import type { Redis } from 'ioredis'
-import { loadConfig, type Config } from './config.js'
+import { loadConfig, sessionAllowedOrigins, type Config } from './config.js'
 import type { Database } from './db/schema.js'
 import type { Metrics } from './core/metrics.js'
 import { createServices, type BucketLimits, type GatewayServices } from './core/services.js'
@@ -15,6 +15,7 @@ import { errorHandler } from './plugins/errors.js'
 import { gatewayNotFoundHandler } from './plugins/not-found.js'
 import auditStep from './plugins/audit.js'
 import sessionAuth from './plugins/session-auth.js'
+import sessionCsrf from './plugins/session-csrf.js'
 import mcpAuth from './plugins/mcp-auth.js'
 import rateLimit from './plugins/rate-limit.js'
 import { projectAccess, triggerAccess } from './plugins/project-access.js'
@@ -119,6 +120,8 @@ export const mcpGateway: FastifyPluginAsync<McpGatewayOptions> = async (fastify,
   await fastify.register(async function tokenAdministration (admin) {
     await admin.register(auditStep, { fallbackAction: 'mcp_token_admin' })
     await admin.register(sessionAuth)
+    // a cookie session changes tokens only from the gateway's own origin (or SESSION_ALLOWED_ORIGINS), with JSON bodies
+    await admin.register(sessionCsrf, { publicBaseUrl: services.config.PUBLIC_BASE_URL, allowedOrigins: sessionAllowedOrigins(services.config) })
     await admin.register(autoload, { dir: routesDir('tokens'), routeParams: true, options: { prefix: '/tokens' } })
   })
 

@@ -16,6 +16,7 @@ export type ErrorCode =
   | 'MCP_HEADERS_TOO_LARGE'
   | 'MCP_REQUEST_TIMEOUT'
   | 'MCP_METHOD_NOT_ALLOWED'
+  | 'MCP_CROSS_SITE'
 
 export class GatewayError extends Error {
   readonly statusCode: number
