@@ -71,14 +71,30 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
   if (first !== undefined) {
     const name = first.instancePath.replace(/^\//, '') || 'configuration'
     const raw = input[name]
-    throw new ConfigError(`invalid configuration: ${name} ${first.message}${raw !== undefined ? ` (got ${JSON.stringify(raw)})` : ''}`)
+    throw new ConfigError(`invalid configuration: ${name} ${first.message}${raw !== undefined ? ` (got ${JSON.stringify(redactUserinfo(String(raw)))})` : ''}`)
   }
   const config = value as Config
+  // A URL the pattern admits may still not parse; the drivers' own errors would carry it whole, password included.
+  for (const name of URL_VARIABLES) {
+    const raw = config[name]
+    if (raw !== undefined && !URL.canParse(raw)) throw new ConfigError(`invalid configuration: ${name} is not a valid URL (got ${JSON.stringify(redactUserinfo(raw))})`)
+  }
   if (config.ARTIFACT_STORAGE === 's3' && config.S3_BUCKET === undefined) {
     throw new ConfigError('invalid configuration: S3_BUCKET is required when ARTIFACT_STORAGE=s3')
   }
   parseTrustProxy(config.TRUST_PROXY)
   return config
+}
+
+const URL_VARIABLES = ['DATABASE_URL', 'REDIS_URL', 'S3_ENDPOINT', 'PUBLIC_BASE_URL', 'INFRABOX_LOGIN_URL'] as const
+
+/**
+ * A value with the userinfo of a URL (`user:password@`) masked, however malformed the rest is: everything between the
+ * scheme and the last `@` (SPEC §13.11: no credential is ever printed).
+ */
+export function redactUserinfo (raw: string): string {
+  if (!raw.includes('@')) return raw
+  return raw.replace(/^([a-z][a-z0-9+.-]*:\/*)?[^]*@/i, (_m, scheme: string | undefined) => `${scheme ?? ''}[redacted]@`)
 }
 
 /** TRUST_PROXY as Fastify takes it (a hop count becomes "trust the nearest N"). */

@@ -17,6 +17,7 @@ export type ErrorCode =
   | 'MCP_REQUEST_TIMEOUT'
   | 'MCP_METHOD_NOT_ALLOWED'
   | 'MCP_CROSS_SITE'
+  | 'MCP_ENV_FORBIDDEN'
 
 export class GatewayError extends Error {
   readonly statusCode: number
