@@ -24,6 +24,8 @@ export const ConfigSchema = Type.Object({
   MCP_RATE_LIMIT_ARTIFACT_RPM: Int(10, 1, 1_000_000, 'requests per minute per user for artifacts'),
   MCP_RATE_LIMIT_TRIGGER_RPM: Int(5, 1, 1_000_000, 'build triggers per minute per user'),
   MCP_RATE_LIMIT_INTROSPECT_RPM: Int(60, 1, 1_000_000, 'token info (GET /me, get_token_info) per minute per user'),
+  MCP_RATE_LIMIT_PROTOCOL_RPM: Int(300, 1, 1_000_000, 'MCP protocol requests that are not tool calls (initialize, tools/list, ping, unknown tools) per minute per user'),
+  MCP_RATE_LIMIT_UNAUTH_RPM: Int(120, 1, 1_000_000, 'requests refused before a user is known (401, unknown routes, guard) per minute per client address; then 429'),
   RATE_LIMIT_REDIS_TIMEOUT_MS: Int(50, 1, 10_000, 'limiter answer deadline before failing open'),
   MCP_TOKEN_MAX_EXPIRY_DAYS: Int(365, 1, 36_500, 'longest token lifetime'),
   MCP_TOKEN_MAX_PER_USER: Int(20, 1, 10_000, 'live tokens per user'),
