@@ -21,7 +21,8 @@ import rateLimit from './plugins/rate-limit.js'
 import { projectAccess, triggerAccess } from './plugins/project-access.js'
 import { announceGateway } from './plugins/token-guard.js'
 import { mcpEndpoint } from './mcp/endpoint.js'
-import { mcpOriginGuard } from './plugins/mcp-origin.js'
+import { oauthOffPaths } from './mcp/well-known.js'
+import { mcpCorsPreflight, mcpOriginGuard } from './plugins/mcp-origin.js'
 import { mcpOAuth } from './oauth/routes.js'
 import { resourceMetadataChallenge } from './oauth/discovery.js'
 import { oauthSettings, type OAuthOptions } from './oauth/settings.js'
@@ -127,6 +128,9 @@ export const mcpGateway: FastifyPluginAsync<McpGatewayOptions> = async (fastify,
 
   // The OAuth server (SPEC §12): its own scope, its own audit step and per-address budgets; it mints ib_mcp_ tokens.
   if (oauth !== null) await fastify.register(mcpOAuth, { prefix: '/oauth', settings: oauth })
+  else await fastify.register(oauthOffPaths) // the same 404 sentence as the discovery paths, token or not (SPEC §7)
+  // browsers' CORS preflight of the MCP endpoint, outside the chain (a preflight carries no token)
+  await fastify.register(mcpCorsPreflight)
 
   // The MCP chain, in the order of SPEC §4: audit context, auth, rate limit, project access, trigger access,
   // handler; the audit row is written in onResponse, after everything else.

@@ -90,7 +90,7 @@ export async function mcpEndpoint (fastify: FastifyInstance): Promise<void> {
       void reply.headers(headers)
     }
 
-    const caller: ToolCaller = { services, principal: request.mcpPrincipal, log: request.log, restUrl: restUrlFor(request, prefix), signal: disconnected.signal }
+    const caller: ToolCaller = { services, principal: request.mcpPrincipal, log: request.log, restUrl: restUrlFor(request, prefix, services.config.PUBLIC_BASE_URL), signal: disconnected.signal }
     const scope = new CallScope(caller, exchange)
     const response = await mcp.fetch(webRequestOf(request, disconnected.signal), { authInfo: scope.authInfo(), parsedBody: request.body })
     // Fastify 5 sends a WHATWG Response (status, headers, streamed body) through its normal pipeline: onSend/onResponse still run.
@@ -103,8 +103,12 @@ export async function mcpEndpoint (fastify: FastifyInstance): Promise<void> {
     schema: { hide: true },
     // every request to the endpoint spends a budget (SPEC §13.3): these the protocol's, through the chain's rate-limit step
     config: { mcp: { action: MCP_REQUEST_ACTION, endpoint: true, ...PROTOCOL_BUDGET } },
-    handler: async (_request, reply) => await reply.code(405).header('allow', 'POST').send(errorBody(405, 'MCP_METHOD_NOT_ALLOWED',
-      'this MCP endpoint is stateless: POST one JSON-RPC message per request; there is no event stream to GET and no session to DELETE'))
+    handler: async (request, reply) => {
+      // most clients GET first to look for an event stream: normal, so visible at info, not only at debug
+      request.log.info({ method: request.method }, 'MCP endpoint: GET/DELETE answered 405 (stateless: POST only)')
+      return await reply.code(405).header('allow', 'POST').send(errorBody(405, 'MCP_METHOD_NOT_ALLOWED',
+        'this MCP endpoint is stateless: POST one JSON-RPC message per request; there is no event stream to GET and no session to DELETE'))
+    }
   })
 }
 
