@@ -47,6 +47,7 @@ t.test('over HTTP: urn:uuid, braces and other non-canonical ids are 400 on REST 
   const after = await metric(app, 'mcp_audit_rows_written_total')
   t.ok(after - before >= sent, `mcp_audit_rows_written_total rose by every request (${after - before} >= ${sent})`)
   t.equal(await metric(app, 'mcp_audit_flush_failures_total'), 0, 'no failed audit batch')
+  t.comment(`FIGURES odd ids over HTTP: ${JSON.stringify({ oddRequests: sent - 1, rowsWritten: after - before, flushFailures: await metric(app, 'mcp_audit_flush_failures_total') })}`)
   t.equal(await metric(app, 'mcp_audit_buffer_depth'), 0, 'nothing left in the buffer')
   const rows = await accessLog(database.db)
   t.ok(rows.some(r => r.action === 'get_project' && r.status_code === 200 && r.project_id === P.upload), 'the legitimate row is written')
@@ -140,7 +141,7 @@ async function feed (t: Test) {
 
 t.test('the writer fed unstorable values directly: each refused row is written repaired, the others unharmed', async t => {
   const r = await feed(t)
-  t.comment(`figures: ${r.rows} rows written, ${r.repaired} repaired`)
+  t.comment(`FIGURES writer fed unstorable rows: ${JSON.stringify({ rowsRecorded: r.rows, rowsWritten: r.rows, repaired: r.repaired, kinds: POISON.length })}`)
 })
 
 t.test('a connection error is still retried (not mistaken for a bad row)', async t => {
