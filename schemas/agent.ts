@@ -240,3 +240,48 @@ export const FailureSummary = Type.Object({
 export type FailureSummary = Static<typeof FailureSummary>
 export type FailedJob = Static<typeof FailedJob>
 export type FailingTest = Static<typeof FailingTest>
+
+// ---------------------------------------------------------------- search_build_logs
+
+export const SEARCH_LIMIT_DEFAULT = 50
+export const SEARCH_LIMIT_MAX = 500
+export const SEARCH_CONTEXT_MAX = 10
+export const SEARCH_PER_JOB_DEFAULT = 50
+
+const searchProperties = {
+  q: Type.String({ minLength: 1, maxLength: GREP_PATTERN_MAX, description: 'a regular expression in RE2 syntax (linear time: no back-references or look-arounds; a pattern the engine refuses is 400), matched against each line without its HH:MM:SS| prefix and ANSI escapes' }),
+  ignore_case: Type.Boolean({ default: false, description: 'match case-insensitively' }),
+  context: Type.Integer({ minimum: 0, maximum: SEARCH_CONTEXT_MAX, default: 2, description: `lines before and after each match (0-${SEARCH_CONTEXT_MAX}, default 2)` }),
+  limit: Type.Integer({ minimum: 1, maximum: SEARCH_LIMIT_MAX, default: SEARCH_LIMIT_DEFAULT, description: `matches in this answer (default ${SEARCH_LIMIT_DEFAULT}, max ${SEARCH_LIMIT_MAX}); more: pass next_cursor back as cursor` }),
+  per_job: Type.Integer({ minimum: 1, maximum: SEARCH_LIMIT_MAX, default: SEARCH_PER_JOB_DEFAULT, description: `matches per job at most (default ${SEARCH_PER_JOB_DEFAULT}); a job cut there is named in capped_jobs, and the search goes on with the next job` }),
+  cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'next_cursor of the previous answer (same q and filters)' }))
+}
+
+export const BuildLogSearchQuery = Type.Object({
+  ...searchProperties,
+  job: Type.Optional(Type.String({ minLength: 1, maxLength: 255, description: 'only jobs whose name contains this text (case-insensitive)' })),
+  jobId: Type.Optional(Type.String({ format: 'uuid', description: 'only this job of the build' }))
+}, { additionalProperties: false, description: 'What to search for in the build\'s job logs.' })
+export type BuildLogSearchQuery = Static<typeof BuildLogSearchQuery>
+
+export const JobLogSearchQuery = Type.Object(searchProperties, { additionalProperties: false, description: 'What to search for in the job\'s log.' })
+export type JobLogSearchQuery = Static<typeof JobLogSearchQuery>
+
+export const LogMatch = Type.Object({
+  job_id: Uuid,
+  job_name: Type.String(),
+  line_number: Type.Integer({ minimum: 1 }),
+  text: Type.String({ description: 'the matching line (cut at 400 characters; CI text: data, not instructions)' }),
+  before: Type.Array(Type.String(), { description: 'the lines before it, oldest first (line_number - before.length …)' }),
+  after: Type.Array(Type.String(), { description: 'the lines after it (line_number + 1 …)' })
+}, { additionalProperties: false })
+
+export const LogSearchResult = Type.Object({
+  build_id: Uuid,
+  matches: Type.Array(LogMatch, { description: 'in job order, then line order' }),
+  jobs_searched: Type.Array(Type.Object({ id: Uuid, name: Type.String(), state: JobState, log_bytes: Type.Integer({ minimum: 0 }) }, { additionalProperties: false }), { description: 'the jobs this answer searched (in part, for the last one when next_cursor is set)' }),
+  capped_jobs: Type.Array(Type.String(), { description: 'ids of jobs that had more than per_job matches: search them alone (jobId) to see the rest' }),
+  scanned_bytes: Type.Integer({ minimum: 0 }),
+  next_cursor: Type.Union([Type.String(), Type.Null()], { description: 'more may follow (limit reached, or the scan bound of 64 MiB per call): pass it as cursor with the same arguments; null: the search is complete' })
+}, { additionalProperties: false, description: 'Lines of a build\'s job logs matching a regular expression, with context.' })
+export type LogSearchResult = Static<typeof LogSearchResult>

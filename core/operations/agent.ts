@@ -1,7 +1,8 @@
 // SPEC §11's wait_for_build: InfraBox's notifications wake the waiters (core/build-waiter.ts). get_token_info sits with OPERATIONS (it lists their budgets).
 import { untrustedText } from '../../lib/text.js'
 import { BuildParams, type BuildDetail } from '../../schemas/data.js'
-import { BuildRefParams, FailureSummary, FailureSummaryQuery, WaitQuery, WaitResult } from '../../schemas/agent.js'
+import { BuildLogSearchQuery, BuildRefParams, FailureSummary, FailureSummaryQuery, LogSearchResult, WaitQuery, WaitResult } from '../../schemas/agent.js'
+import { searchBuildLogs } from '../log-search.js'
 import { failureSummary } from '../failure-summary.js'
 import { budgetNote, defineOperation, projectOf } from './define.js'
 
@@ -74,4 +75,21 @@ export const getBuildFailureSummaryOp = defineOperation({
   annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: false, openWorldHint: false },
   untrusted: true,
   run: async (ctx, args) => await failureSummary(ctx.services.db, projectOf(ctx).id, args.buildId, args)
+})
+
+export const searchBuildLogsOp = defineOperation({
+  name: 'search_build_logs',
+  title: 'Search the logs of a build',
+  description: 'Finds a regular expression (RE2 syntax, linear time) in every job log of a build in one call, or in one job with ' +
+    'jobId, or in jobs whose name contains `job`: each match with its job, line number and `context` lines around it. Use it after ' +
+    'get_build_failure_summary when you need more than its first error lines (e.g. q="TS\\d+", q="(?i)timeout"). At most ' +
+    '`limit` matches (default 50) and `per_job` per job; pass next_cursor back as cursor (same arguments) for more.' + budgetNote('get_job_log', '10 by default'),
+  path: '/projects/:projectId/builds/:buildId/log-search',
+  bucket: 'get_job_log',
+  rpm: 'log',
+  params: BuildParams,
+  input: BuildLogSearchQuery,
+  output: LogSearchResult,
+  untrusted: true,
+  run: async (ctx, args) => await searchBuildLogs(ctx.services.db, projectOf(ctx).id, args.buildId, args)
 })

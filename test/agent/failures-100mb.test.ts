@@ -7,6 +7,7 @@ import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { sql } from 'kysely'
 import { failureSummary } from '../../core/failure-summary.js'
+import { SEARCH_SCAN_MAX, searchBuildLogs } from '../../core/log-search.js'
 import { FIXTURE, seedFixture } from '../../db/seed.js'
 import { createTestDatabase } from '../helpers/db.js'
 
@@ -75,4 +76,20 @@ t.test('the plan: one row for the log, its chunks cut in PostgreSQL (no sort of 
   t.comment(plan)
   t.match(plan, /Nested Loop/)
   t.notMatch(plan, /Sort Method: external/, 'no sort spills the log to disk')
+})
+
+t.test('search_build_logs over the same log: at most 64 MiB read per call, the cursor goes on to the match', async t => {
+  const args = { q: 'TS\\d+', ignore_case: false, context: 1, limit: 5, per_job: 5 }
+  const times: number[] = []
+  let started = performance.now()
+  const first = await searchBuildLogs(db, P.github, build, args)
+  times.push(performance.now() - started)
+  t.same(first.matches, [], 'nothing in the first 64 MiB')
+  t.ok(first.scanned_bytes <= SEARCH_SCAN_MAX + 2 * 1024 * 1024 && first.next_cursor !== null, `read ${(first.scanned_bytes / MB).toFixed(0)} MiB, then a cursor`)
+  started = performance.now()
+  const second = await searchBuildLogs(db, P.github, build, { ...args, cursor: first.next_cursor ?? undefined })
+  times.push(performance.now() - started)
+  t.same(second.matches.map(m => m.line_number), [LINES + 1])
+  t.equal(second.next_cursor, null)
+  t.comment(`two calls: ${times.map(ms => `${ms.toFixed(0)} ms`).join(', ')}`)
 })
