@@ -25,7 +25,7 @@ export interface FailingTestRow {
 }
 
 /** The branch of a build's commit (InfraBox keys commits by repository and sha; one project's repositories). */
-const branchOf = (buildAlias: string) => sql<string | null>`(
+export const branchOf = (buildAlias: string) => sql<string | null>`(
   SELECT c.branch FROM "commit" c
   WHERE c.id = ${sql.ref(`${buildAlias}.commit_id`)} AND c.project_id = ${sql.ref(`${buildAlias}.project_id`)}
     AND c.repository_id IN (SELECT r.id FROM repository r WHERE r.project_id = ${sql.ref(`${buildAlias}.project_id`)})

@@ -1,8 +1,9 @@
 // SPEC §11's wait_for_build: InfraBox's notifications wake the waiters (core/build-waiter.ts). get_token_info sits with OPERATIONS (it lists their budgets).
 import { untrustedText } from '../../lib/text.js'
 import { BuildParams, type BuildDetail } from '../../schemas/data.js'
-import { BuildLogSearchQuery, BuildRefParams, FailureSummary, FailureSummaryQuery, LogSearchResult, WaitQuery, WaitResult } from '../../schemas/agent.js'
+import { BuildLogSearchQuery, BuildRefParams, CompareQuery, CompareResult, FailureSummary, FailureSummaryQuery, LogSearchResult, WaitQuery, WaitResult } from '../../schemas/agent.js'
 import { searchBuildLogs } from '../log-search.js'
+import { compareBuilds } from '../compare.js'
 import { failureSummary } from '../failure-summary.js'
 import { budgetNote, defineOperation, projectOf } from './define.js'
 
@@ -92,4 +93,23 @@ export const searchBuildLogsOp = defineOperation({
   output: LogSearchResult,
   untrusted: true,
   run: async (ctx, args) => await searchBuildLogs(ctx.services.db, projectOf(ctx).id, args.buildId, args)
+})
+
+export const compareBuildsOp = defineOperation({
+  name: 'compare_builds',
+  title: 'What changed since the last passing build?',
+  description: 'Compares a build with the last passing (green) build of its branch, or with the build given as `with`: the commits ' +
+    'between them, jobs whose state changed, tests newly failing and newly passing, and error lines present now but not then. ' +
+    'Answers "which tests fail now that passed before?" and "what broke it?" in one call; buildId may be latest_failed (with `branch`).' +
+    budgetNote('list_builds', '30 by default'),
+  path: '/projects/:projectId/builds/:buildId/compare',
+  bucket: 'list_builds',
+  rpm: 'default',
+  params: BuildRefParams,
+  input: CompareQuery,
+  output: CompareResult,
+  // not idempotent: a running build changes
+  annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: false, openWorldHint: false },
+  untrusted: true,
+  run: async (ctx, args) => await compareBuilds(ctx.services.db, projectOf(ctx).id, args.buildId, args)
 })

@@ -7,7 +7,7 @@ import {
   getArtifactOp, getBuildOp, getJobLogOp, getJobOp, getProjectOp, listArtifactsOp, listBuildsOp, listJobsOp, listProjectsOp,
   listTestRunsOp, triggerBuildOp
 } from './data.js'
-import { getBuildFailureSummaryOp, searchBuildLogsOp, waitForBuildOp } from './agent.js'
+import { compareBuildsOp, getBuildFailureSummaryOp, searchBuildLogsOp, waitForBuildOp } from './agent.js'
 
 export * from './define.js'
 export * from './data.js'
@@ -36,7 +36,7 @@ export const getTokenInfoOp = defineOperation({
 /** Every operation, in the order tools/list shows them (SPEC §5/§7 order first). */
 export const OPERATIONS: readonly AnyOperation[] = [
   listProjectsOp, getProjectOp, listBuildsOp, getBuildOp, listJobsOp, getJobOp, listTestRunsOp, getJobLogOp, listArtifactsOp,
-  getArtifactOp, triggerBuildOp, waitForBuildOp, getBuildFailureSummaryOp, searchBuildLogsOp, getTokenInfoOp
+  getArtifactOp, triggerBuildOp, waitForBuildOp, getBuildFailureSummaryOp, searchBuildLogsOp, compareBuildsOp, getTokenInfoOp
 ]
 
 export const OPERATIONS_BY_NAME: ReadonlyMap<string, AnyOperation> = new Map(OPERATIONS.map(op => [op.name, op]))
