@@ -2,10 +2,10 @@
 import { randomUUID } from 'node:crypto'
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyServerOptions } from 'fastify'
-import type { Redis } from 'ioredis'
 import { artifactRoot, parseTrustProxy, type Config } from './config.js'
 import { applyInfraboxSubset, migrateGateway } from './db/migrate.js'
-import { createRedisClient } from './core/limiter.js'
+import { detectInfraboxSchema } from './db/infrabox-version.js'
+import { createRedisClient, createRedisClusterClient, type RedisClient } from './core/limiter.js'
 import { createMetrics } from './core/metrics.js'
 import { createServices, type BucketLimits, type GatewayServices } from './core/services.js'
 import { jwtSessionAuthenticator, loadSessionKeys, signSession, type SessionAuthenticator } from './core/session.js'
@@ -15,6 +15,7 @@ import { redactTokens } from './core/token.js'
 import { mcpTokenGuard } from './plugins/token-guard.js'
 import storageStep from './plugins/storage.js'
 import health from './plugins/health.js'
+import { OneLineRequestLog } from './lib/request-log.js'
 import { mcpGateway } from './gateway.js'
 import { mcpWellKnown } from './mcp/well-known.js'
 import { listeningBaseUrl, oauthSettings, type OAuthOptions } from './oauth/settings.js'
@@ -65,6 +66,7 @@ export function serverOptions (config: Config): FastifyServerOptions {
         })
       }
     },
+    logController: new OneLineRequestLog(),
     frameworkErrors: frameworkErrorHandler,
     clientErrorHandler,
     bodyLimit: 1024 * 1024,
@@ -96,6 +98,10 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
     if (applied.length > 0) fastify.log.info({ applied }, 'gateway migrations applied')
   }
 
+  // Which InfraBox this is (SPEC §2): read once; a missing required column stops the start with one line.
+  const infrabox = await detectInfraboxSchema(storage.db)
+  fastify.log.info({ infraboxSchema: infrabox.version, recorded: infrabox.recorded, columns: infrabox.columns }, 'InfraBox schema found')
+
   const keys = await loadSessionKeys({
     publicKeyPem: config.SESSION_JWT_PUBLIC_KEY,
     publicKeyPath: config.INFRABOX_RSA_PUBLIC_KEY_PATH,
@@ -117,9 +123,12 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   }
   fastify.decorate('mcpDemo', demo)
 
-  const redis: Redis | null = config.REDIS_URL === undefined
+  const onError = (): void => { /* the limiter reports failures when they matter */ }
+  const redis: RedisClient | null = config.REDIS_URL === undefined
     ? null
-    : createRedisClient(config.REDIS_URL, { onError: () => { /* the limiter reports failures when they matter */ } })
+    : config.REDIS_CLUSTER
+      ? createRedisClusterClient(config.REDIS_URL, { onError })
+      : createRedisClient(config.REDIS_URL, { onError })
 
   const authenticateSession = opts.authenticateSession ?? jwtSessionAuthenticator(keys as NonNullable<typeof keys>, storage.db)
   const services: GatewayServices = createServices({
@@ -133,6 +142,7 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
     metrics: createMetrics({ defaultMetrics: true }),
     log: fastify.log,
     listen: storage.listen,
+    infrabox: infrabox.columns,
     ...(opts.limiterKeyPrefix !== undefined ? { limiterKeyPrefix: opts.limiterKeyPrefix } : {})
   })
 

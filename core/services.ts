@@ -1,12 +1,12 @@
 // Everything one gateway instance holds: config, database, limiter store, audit writer, metrics, session check.
 import type { FastifyBaseLogger } from 'fastify'
 import type { Kysely } from 'kysely'
-import type { Redis } from 'ioredis'
 import { artifactRoot, type Config } from '../config.js'
 import { FsArtifactStore, S3ArtifactStore, type ArtifactStore } from './artifact-store.js'
 import type { Database } from '../db/schema.js'
+import { SCHEMA_47_COLUMNS, type InfraboxColumns } from '../db/infrabox-version.js'
 import { AuditWriter } from './audit-writer.js'
-import { MemorySlidingWindow, RedisSlidingWindow, type RateLimitStore } from './limiter.js'
+import { MemorySlidingWindow, RedisSlidingWindow, type RateLimitStore, type RedisClient } from './limiter.js'
 import { LimiterHealth, type BucketLimits, type BudgetDeps } from './budget.js'
 import { createMetrics, type Metrics } from './metrics.js'
 import type { SessionAuthenticator } from './session.js'
@@ -21,7 +21,9 @@ export type { BucketLimits }
 export interface GatewayServices extends BudgetDeps {
   config: Config
   db: Kysely<Database>
-  redis: Redis | null
+  /** which InfraBox columns the queries read and write (detected once at start; SPEC §2) */
+  infrabox: InfraboxColumns
+  redis: RedisClient | null
   limiterKind: 'redis' | 'memory'
   audit: AuditWriter
   /** last_used_at writes, coalesced */
@@ -46,7 +48,7 @@ export interface ServiceInputs {
   auditDb?: Kysely<Database>
   /** connections for the chain's token lookups and last_used_at writes; defaults to `db` */
   authDb?: Kysely<Database>
-  redis?: Redis | null
+  redis?: RedisClient | null
   authenticateSession: SessionAuthenticator
   limits?: Partial<BucketLimits>
   metrics?: Metrics
@@ -57,6 +59,8 @@ export interface ServiceInputs {
   limiterKeyPrefix?: string
   /** how to LISTEN for InfraBox's notifications (a dedicated connection); without it waiters are re-checked once a second by one process-wide timer */
   listen?: ListenConnector
+  /** the InfraBox columns found at start (detectInfraboxSchema); default: schema 47's */
+  infrabox?: InfraboxColumns
 }
 
 export function limitsFrom (config: Config, overrides: Partial<BucketLimits> = {}): BucketLimits {
@@ -100,10 +104,12 @@ export function createServices (inp: ServiceInputs): GatewayServices {
   const usage = new TokenUsage(inp.authDb ?? inp.db, inp.log)
   const artifacts = inp.artifactStore ?? artifactStoreFrom(inp.config)
   const notifier = inp.listen === undefined ? null : new Notifier(inp.listen, [JOB_UPDATE, CONSOLE_UPDATE], { log: inp.log })
-  const waiters = new BuildWaiters(inp.db, notifier, { log: inp.log })
+  const infrabox = inp.infrabox ?? SCHEMA_47_COLUMNS
+  const waiters = new BuildWaiters(inp.db, notifier, { log: inp.log, infrabox })
   return {
     config: inp.config,
     db: inp.db,
+    infrabox,
     redis,
     limiter,
     limiterKind: redis !== null ? 'redis' : 'memory',

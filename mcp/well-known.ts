@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify'
 import { errorBody } from '../lib/errors.js'
 import { oauthDiscovery } from '../oauth/discovery.js'
 import type { OAuthAddress } from '../oauth/settings.js'
+import { mcpRouteConfig } from '../core/route-config.js'
 
 /** RFC 9728 (protected resource) and RFC 8414 (authorization server) documents, bare and path-suffixed. */
 const DISCOVERY_DOCUMENTS = ['oauth-protected-resource', 'oauth-authorization-server']
@@ -26,7 +27,7 @@ export async function mcpWellKnown (fastify: FastifyInstance, opts: WellKnownOpt
   const notHere = async (_request: unknown, reply: FastifyReply): Promise<FastifyReply> =>
     await reply.code(404).send(errorBody(404, 'MCP_NOT_FOUND', message))
   // Clients that probe after a 401 carry their (old) token here: they get this answer, not a guard refusal.
-  const config = { mcp: { oauth: 'json' as const } }
+  const config = mcpRouteConfig({ oauth: 'json' as const })
   for (const document of DISCOVERY_DOCUMENTS) {
     const urls = settings === null ? [`/.well-known/${document}`, `/.well-known/${document}/*`] : [`/.well-known/${document}/*`]
     for (const url of urls) fastify.get(url, { schema: { hide: true }, config }, notHere)
