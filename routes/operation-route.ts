@@ -1,17 +1,16 @@
 // Turns an operation into its REST route: method, schemas, the chain's config under config.mcp, and a thin handler. Not autoloaded: route files below call it.
 import type { FastifyInstance, FastifyRequest, RouteOptions } from 'fastify'
 import { restUrlFor } from '../core/links.js'
-import { OPENAPI_TAGS } from '../core/route-config.js'
+import { mcpRouteConfig, OPENAPI_TAGS } from '../core/route-config.js'
 import type { Static, TObject } from '@fastify/type-provider-typebox'
 import type { AnyOperation, Operation, OperationContext } from '../core/operations/index.js'
 import { IdempotencyHeaders } from '../schemas/agent.js'
-import { mcpRouteConfig } from '../core/route-config.js'
 
 export const operationContext = (fastify: FastifyInstance, request: FastifyRequest): OperationContext => ({
   services: fastify.mcpGateway,
   principal: request.mcpPrincipal,
   project: request.mcpProject ?? null,
-  restUrl: restUrlFor(request, fastify.mcpPrefix)
+  restUrl: restUrlFor(request, fastify.mcpPrefix, fastify.mcpGateway.config.PUBLIC_BASE_URL)
 })
 
 /** The arguments of an operation from a request its route's schemas have already validated (params, then query or body). */
