@@ -153,7 +153,19 @@ function datasetSql (s: SeedSizes): string[] {
               ELSE (SELECT CASE WHEN x < 0.86 THEN 'finished' WHEN x < 0.91 THEN 'failure' WHEN x < 0.94 THEN 'error'
                                 WHEN x < 0.96 THEN 'killed' WHEN x < 0.98 THEN 'unstable' ELSE 'skipped' END
                     FROM (SELECT random() + (k * 0) AS x) rx)
-            END)::job_state AS st) s`
+            END)::job_state AS st) s`,
+    // -------------------------------------------------------------- logs for the agent tools
+    // The failed jobs of each project's newest failed build get a 400-line log (InfraBox's HH:MM:SS| prefixes,
+    // a compiler error and an npm failure near the end), for the failure summary (S) and log search (Q) variants.
+    `UPDATE job SET console = (
+       SELECT string_agg(to_char(TIMESTAMP '2026-01-01' + i * interval '1 second', 'HH24:MI:SS') || '|' ||
+                CASE WHEN i = 380 THEN 'src/app.ts(42,7): error TS2322: Type ''string'' is not assignable to type ''number''.'
+                     WHEN i = 395 THEN 'npm ERR! code ELIFECYCLE'
+                     ELSE 'step ' || i || ': fetching package-' || (i % 97) || '@1.' || (i % 13) || '.0 ... ok' END,
+                E'\n' ORDER BY i)
+       FROM generate_series(1, 400) i)
+     WHERE state IN ('failure', 'error') AND build_id IN (
+       SELECT DISTINCT ON (project_id) build_id FROM job WHERE state IN ('failure', 'error') ORDER BY project_id, created_at DESC)`
   ]
 }
 

@@ -32,7 +32,7 @@ t.test('the benchmark runs end to end and accounts for every request in the audi
   const out = join(tmpdir(), `ib-mcp-bench-${process.pid}.json`)
   t.teardown(async () => { await rm(out, { force: true }) })
   const { stdout } = await run('node', [
-    'dist/bench/run.js', '--variants', 'G,M,A,P,a,b,d', '--rounds', '1', '--duration', '1', '--warmup', '1',
+    'dist/bench/run.js', '--variants', 'G,M,A,P,S,Q,a,b,d', '--rounds', '1', '--duration', '1', '--warmup', '1',
     '--connections', '10', '--quiet-wait', '0', '--retries', '0', '--revoked-tokens', '1000', '--out', out
   ], { cwd: root, env: benchEnv(), timeout: 240_000, maxBuffer: 16 * 1024 * 1024 })
 
@@ -49,7 +49,7 @@ t.test('the benchmark runs end to end and accounts for every request in the audi
   t.match(stdout, /round 1 d: .*[\d.]+ hits per Redis call/)
 
   const json = JSON.parse(await readFile(out, 'utf8')) as BenchJson
-  t.same(json.summary.map(s => s.variant).sort(), ['A', 'G', 'M', 'P', 'a', 'b', 'd'])
+  t.same(json.summary.map(s => s.variant).sort(), ['A', 'G', 'M', 'P', 'Q', 'S', 'a', 'b', 'd'])
   for (const s of json.summary) {
     t.ok(s.reqPerSec > 0, `${s.variant} answered requests`)
     t.equal(s.non2xx + s.errors, 0, `${s.variant}: only 2xx`)
