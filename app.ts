@@ -3,10 +3,9 @@ import { randomUUID } from 'node:crypto'
 import fp from 'fastify-plugin'
 import type { Server } from 'node:http'
 import type { FastifyHttpOptions, FastifyInstance } from 'fastify'
-import type { Redis } from 'ioredis'
 import { artifactRoot, parseTrustProxy, type Config } from './config.js'
 import { applyInfraboxSubset, migrateGateway } from './db/migrate.js'
-import { createRedisClient } from './core/limiter.js'
+import { createRedisClient, createRedisClusterClient, type RedisClient } from './core/limiter.js'
 import { createMetrics } from './core/metrics.js'
 import { createServices, type BucketLimits, type GatewayServices } from './core/services.js'
 import { jwtSessionAuthenticator, loadSessionKeys, signSession, type SessionAuthenticator } from './core/session.js'
@@ -16,6 +15,7 @@ import { redactTokens } from './core/token.js'
 import { mcpTokenGuard } from './plugins/token-guard.js'
 import storageStep from './plugins/storage.js'
 import health from './plugins/health.js'
+import { OneLineRequestLog } from './lib/request-log.js'
 import { mcpGateway } from './gateway.js'
 import { mcpWellKnown } from './mcp/well-known.js'
 import { listeningBaseUrl, oauthSettings, type OAuthOptions } from './oauth/settings.js'
@@ -66,6 +66,7 @@ export function serverOptions (config: Config): FastifyHttpOptions<Server> {
         })
       }
     },
+    logController: new OneLineRequestLog(),
     frameworkErrors: frameworkErrorHandler,
     clientErrorHandler,
     bodyLimit: 1024 * 1024,
@@ -128,9 +129,12 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   }
   fastify.decorate('mcpDemo', demo)
 
-  const redis: Redis | null = config.REDIS_URL === undefined
+  const onError = (): void => { /* the limiter reports failures when they matter */ }
+  const redis: RedisClient | null = config.REDIS_URL === undefined
     ? null
-    : createRedisClient(config.REDIS_URL, { onError: () => { /* the limiter reports failures when they matter */ } })
+    : config.REDIS_CLUSTER
+      ? createRedisClusterClient(config.REDIS_URL, { onError })
+      : createRedisClient(config.REDIS_URL, { onError })
 
   const authenticateSession = opts.authenticateSession ?? jwtSessionAuthenticator(keys as NonNullable<typeof keys>, storage.db)
   const services: GatewayServices = createServices({

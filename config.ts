@@ -16,7 +16,8 @@ export const ConfigSchema = Type.Object({
   DB_PREPARED_STATEMENTS: Flag(true, 'send the hot statements as named prepared statements; false behind PgBouncer in transaction mode (before 1.21)'),
   DATA_DIR: Type.String({ default: './.data', minLength: 1, description: 'embedded database, generated session keys, fs artifacts' }),
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://', description: 'Redis for the limiter shared by all replicas; unset = in-process limiter' })),
-  INFRABOX_RSA_PUBLIC_KEY_PATH: Str('PEM file of the key InfraBox signs user sessions with'),
+  REDIS_CLUSTER: Flag(false, 'REDIS_URL names Redis Cluster seed nodes (one URL or several, comma-separated)'),
+  INFRABOX_RSA_PUBLIC_KEY_PATH: Str('the key InfraBox signs user sessions with: PEM SPKI, PEM PKCS#1 or an OpenSSH ssh-rsa line'),
   INFRABOX_RSA_PRIVATE_KEY_PATH: Str('PEM private key; only used to print a demo session token'),
   SESSION_JWT_PUBLIC_KEY: Str('the session public key as PEM text (instead of the path)'),
   MCP_RATE_LIMIT_DEFAULT_RPM: Int(30, 1, 1_000_000, 'requests per minute per user for most buckets'),
@@ -83,6 +84,13 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
   }
   if (config.ARTIFACT_STORAGE === 's3' && config.S3_BUCKET === undefined) {
     throw new ConfigError('invalid configuration: S3_BUCKET is required when ARTIFACT_STORAGE=s3')
+  }
+  if (config.REDIS_URL !== undefined) {
+    const urls = config.REDIS_URL.split(',').map(u => u.trim())
+    if (urls.length > 1 && !config.REDIS_CLUSTER) throw new ConfigError('invalid configuration: REDIS_URL lists several nodes; set REDIS_CLUSTER=true for a Redis Cluster')
+    for (const u of urls) {
+      if (!/^rediss?:\/\/[^/?#\s]+/.test(u) || !URL.canParse(u)) throw new ConfigError(`invalid configuration: REDIS_URL ${JSON.stringify(u)} is not a redis:// or rediss:// URL`)
+    }
   }
   parseTrustProxy(config.TRUST_PROXY)
   return config

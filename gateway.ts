@@ -1,15 +1,14 @@
 // The gateway as one Fastify plugin: token administration (session) and the MCP chain, under the prefix it is given.
 import { fileURLToPath } from 'node:url'
 import autoload from '@fastify/autoload'
-import swagger from '@fastify/swagger'
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import type { Kysely } from 'kysely'
-import type { Redis } from 'ioredis'
 import { loadConfig, sessionAllowedOrigins, type Config } from './config.js'
 import type { Database } from './db/schema.js'
 import type { Metrics } from './core/metrics.js'
 import { createServices, type BucketLimits, type GatewayServices } from './core/services.js'
 import type { ListenConnector } from './core/notifier.js'
+import type { RedisClient } from './core/limiter.js'
 import { jwtSessionAuthenticator, type SessionAuthenticator, type SessionKeys } from './core/session.js'
 import { errorHandler } from './plugins/errors.js'
 import { gatewayNotFoundHandler } from './plugins/not-found.js'
@@ -25,7 +24,8 @@ import { oauthOffPaths } from './mcp/well-known.js'
 import { mcpCorsPreflight, mcpOriginGuard } from './plugins/mcp-origin.js'
 import { mcpOAuth } from './oauth/routes.js'
 import { resourceMetadataChallenge } from './oauth/discovery.js'
-import { oauthSettings, type OAuthOptions } from './oauth/settings.js'
+import { oauthSettings, oauthUrls, type OAuthOptions } from './oauth/settings.js'
+import { openapiDocument } from './plugins/openapi.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -44,7 +44,8 @@ export interface McpGatewayOptions {
   auditDb?: Kysely<Database>
   /** connections for the chain's token lookups and last_used_at writes (default: db); a small pool of their own keeps them apart from the handlers' statements */
   authDb?: Kysely<Database>
-  redis?: Redis | null
+  /** an ioredis client or Cluster (createRedisClient / createRedisClusterClient); null: the in-process limiter */
+  redis?: RedisClient | null
   /** replaces InfraBox's JWT session check on the token routes */
   authenticateSession?: SessionAuthenticator
   sessionKeys?: SessionKeys
@@ -109,16 +110,16 @@ export const mcpGateway: FastifyPluginAsync<McpGatewayOptions> = async (fastify,
   fastify.setErrorHandler(errorHandler)
   fastify.setNotFoundHandler(gatewayNotFoundHandler(services, fastify.prefix))
 
-  await fastify.register(swagger, {
-    openapi: {
-      info: { title: 'InfraBox MCP Gateway', version: '1', description: 'Scoped, rate-limited, audited access to InfraBox for AI agents' },
-      components: { securitySchemes: { mcpToken: { type: 'http', scheme: 'bearer', description: 'ib_mcp_… token' }, session: { type: 'apiKey', in: 'cookie', name: 'token' } } }
-    }
+  // The OpenAPI 3.1 document of every route registered below (plugins/openapi.ts derives each route's refusals).
+  await fastify.register(openapiDocument, {
+    publicBaseUrl: () => oauth !== null ? oauth.baseUrl() : services.config.PUBLIC_BASE_URL ?? null,
+    oauth: oauth === null ? null : () => { const urls = oauthUrls(oauth); return { authorizationUrl: urls.authorize, tokenUrl: urls.token } }
   })
   fastify.get('/openapi.json', { schema: { hide: true }, config: { mcp: { audit: false } } }, async () => fastify.swagger())
 
   // Token administration: an InfraBox session, never an MCP token (the guard and the session step refuse those).
   await fastify.register(async function tokenAdministration (admin) {
+    admin.addHook('onRoute', (route) => { route.config = { ...route.config, mcp: { ...route.config?.mcp, session: true } } })
     await admin.register(auditStep, { fallbackAction: 'mcp_token_admin' })
     await admin.register(sessionAuth)
     // a cookie session changes tokens only from the gateway's own origin (or SESSION_ALLOWED_ORIGINS), with JSON bodies

@@ -9,7 +9,7 @@ export { kyselyOverPool, kyselyWithOwnPool, poolConfig, openEmbedded } from './d
 export { migrateGateway, applyInfraboxSubset } from './db/migrate.js'
 export type { Database } from './db/schema.js'
 export { jwtSessionAuthenticator, loadSessionKeys, signSession, type SessionAuthenticator, type SessionUser } from './core/session.js'
-export { createRedisClient } from './core/limiter.js'
+export { createRedisClient, createRedisClusterClient, type RedisClient } from './core/limiter.js'
 export type { BucketLimits, GatewayServices } from './core/services.js'
 export { mintToken, hasValidChecksum, isWellFormedToken } from './core/token.js'
 export { pgListenConnector, type ListenConnector } from './core/notifier.js'

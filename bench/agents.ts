@@ -8,7 +8,8 @@
 //   (a) why did the newest failed build of branch main fail?
 //   (b) which tests fail now that passed in the last green build?
 //   (c) trigger a build of main and report how it ended (the script plays InfraBox's scheduler in the database)
-// Flags (or env BENCH_<NAME>): --only a,b,c  --redis-url URL  --json FILE
+//   (d) the build failed on a flaky test: retry it and report the outcome (runs last: it retries the story's failed build)
+// Flags (or env BENCH_<NAME>): --only a,b,c,d  --redis-url URL  --json FILE
 import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -21,6 +22,7 @@ import { Type, type Static, type TSchema } from '@fastify/type-provider-typebox'
 import { Value } from 'typebox/value'
 import { BuildDetail, BuildPage, JobLog, ProjectPage, TestRunPage, TriggerResult } from '../schemas/data.js'
 import { WaitResult } from '../schemas/agent.js'
+import { RestartedJobs } from '../schemas/control.js'
 import app, { serverOptions } from '../app.js'
 import { loadConfig } from '../config.js'
 import { kyselyWithOwnPool } from '../db/connect.js'
@@ -35,7 +37,7 @@ const opt = (name: string, fallback: string): string => {
   const i = argv.indexOf(`--${name}`)
   return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1] ?? fallback : process.env[`BENCH_${name.toUpperCase().replace(/-/g, '_')}`] ?? fallback
 }
-const only = new Set(opt('only', 'a,b,c').split(',').map(s => s.trim()))
+const only = new Set(opt('only', 'a,b,c,d').split(',').map(s => s.trim()))
 const redisUrl = opt('redis-url', process.env.REDIS_URL ?? 'redis://127.0.0.1:6379')
 
 // ------------------------------------------------------------------ the gateway on a fresh, seeded database
@@ -239,6 +241,48 @@ if (only.has('c')) {
     await driving
     const waitCalls = tally.calls - 1
     record('(c) trigger a build of main and report how it ended', 'new: trigger_build + wait_for_build', tally, `build #${build.build_number}: ${waited.build.status}`, waited.finished && waitCalls <= 2, `${waitCalls} wait call(s); at most ${busy} gateway connection(s) busy while waiting`)
+  }
+}
+
+// (d) ------------------------------------------------------------------
+/** InfraBox's scheduler for the jobs a retry queued: they run after `runAt` ms and pass after `endAt` ms. */
+async function scheduleJobs (jobIds: string[], runAt: number, endAt: number): Promise<void> {
+  const scheduler = new pg.Client({ connectionString: dbUrl.toString() })
+  await scheduler.connect()
+  await new Promise(resolve => setTimeout(resolve, runAt))
+  await scheduler.query("UPDATE job SET state = 'running', start_date = now() WHERE id = ANY($1::uuid[])", [jobIds])
+  await new Promise(resolve => setTimeout(resolve, endAt - runAt))
+  await scheduler.query("UPDATE job SET state = 'finished', end_date = now() WHERE id = ANY($1::uuid[])", [jobIds])
+  await scheduler.end()
+}
+
+if (only.has('d')) {
+  const D = '(d) the build failed on a flaky test: retry it and report the outcome'
+  rows.push({ scenario: D, tools: 'today: read-only tools', calls: 0, bytes: 0, tokens: 0, ms: 0, answer: '', ok: false, note: 'no tool retries: the agent hands the retry to a person' })
+  // The failure summary when this build has it (SPEC §11), else what an agent reads without it.
+  const summarised = available.has('get_build_failure_summary')
+  const tools = `new: ${summarised ? 'get_build_failure_summary' : 'get_build + list_test_runs per failed job'} → retry_failed_jobs → wait_for_build`
+  if (!missing(D, tools, ['retry_failed_jobs', 'wait_for_build'])) {
+    const { call, tally } = agent()
+    const build = await newestFailed(call)
+    let flaky = false
+    if (summarised) {
+      flaky = /flaky/.test(JSON.stringify(await call('get_build_failure_summary', { projectId: project, buildId: build.id }, Anything)))
+    } else {
+      const detail = await call('get_build', { projectId: project, buildId: build.id }, BuildDetail)
+      for (const job of detail.jobs.filter(j => ['failure', 'error', 'killed', 'unstable'].includes(j.state))) {
+        const runs = await call('list_test_runs', { projectId: project, jobId: job.id, state: 'failure', limit: 100 }, TestRunPage)
+        if (runs.items.some(r => r.name === STORY.tests.flaky.name)) flaky = true
+      }
+    }
+    const retried = await call('retry_failed_jobs', { projectId: project, buildId: build.id }, RestartedJobs)
+    const driving = scheduleJobs(retried.jobs.map(j => j.id), 1000, 3000)
+    let waited: { finished: boolean, build: { status: string } } = { finished: false, build: { status: 'running' } }
+    for (let i = 0; i < 2 && !waited.finished; i++) waited = await call('wait_for_build', { projectId: project, buildId: build.id, timeout: 45 }, WaitResult)
+    await driving
+    const names = retried.jobs.map(j => j.name).join(', ')
+    record(D, tools, tally, `flaky test seen; retried ${names}; build #${build.build_number}: ${waited.build.status}`,
+      flaky && waited.finished && waited.build.status === 'finished')
   }
 }
 

@@ -1,4 +1,5 @@
 // Benchmark baselines: bare Fastify with the service's own server options (logger, request ids, router) and no chain.
+//   BENCH_VARIANT=plain       (P) the builds list as one hand-written statement over pg (bench/plain-query.ts)
 //   BENCH_VARIANT=query       (a) the builds list: the same listBuilds over a plain pg pool, the same route schemas
 //   BENCH_VARIANT=rate-limit  (b) (a) + @fastify/rate-limit with its Redis store (fixed window, high max) on the route
 //   BENCH_VARIANT=limiter     (d) (a) + the gateway's exact sliding window (RedisSlidingWindow via spendBudget)
@@ -12,7 +13,10 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { Redis as IORedis, type Redis } from 'ioredis'
 import { serverOptions } from '../app.js'
 import { loadConfig } from '../config.js'
-import { kyselyWithOwnPool } from '../db/connect.js'
+import pg from 'pg'
+import { kyselyWithOwnPool, poolConfig, survivePoolErrors } from '../db/connect.js'
+import { plainBuilds } from './plain-query.js'
+import { barePoolMax } from './pools.js'
 import { listBuilds } from '../db/builds.js'
 import { BuildPage, BuildsQuery, ProjectParams } from '../schemas/data.js'
 import { createRedisClient, RedisSlidingWindow } from '../core/limiter.js'
@@ -23,7 +27,8 @@ import { serve } from './serve.js'
 
 const variant = process.env.BENCH_VARIANT ?? 'query'
 const config = loadConfig(process.env)
-const fastify = Fastify(serverOptions(config))
+// BENCH_LOGGER=off: no logger at all (the "bare Fastify, logger off" baselines); else the service's own
+const fastify = Fastify({ ...serverOptions(config), ...(process.env.BENCH_LOGGER === 'off' ? { logger: false } : {}) })
 const NEVER = 1_000_000_000
 const ROUTE = '/api/v1/mcp/projects/:projectId/builds'
 
@@ -63,8 +68,9 @@ async function waitReady (redis: Redis): Promise<void> {
 /** The builds route exactly as (a) serves it; (b) and (d) add their limiter around it. */
 async function buildsRoute (scope: FastifyInstance): Promise<void> {
   if (config.DATABASE_URL === undefined) throw new Error('DATABASE_URL is required for this variant')
-  // same pool settings and size as the gateway's request pool (poolConfig, DB_POOL_MAX)
-  const db = kyselyWithOwnPool({ connectionString: config.DATABASE_URL, max: config.DB_POOL_MAX })
+  // The same pool settings as the gateway's request pool, and as many connections as the gateway holds in all
+  // (request + audit + auth pools, plugins/storage.ts): every variant may use the same number of PostgreSQL backends.
+  const db = kyselyWithOwnPool({ connectionString: config.DATABASE_URL, max: barePoolMax(config) })
   // Handlers still waiting for a pool connection when the load generator hangs up outlive fastify.close()
   // (their sockets are gone): let them finish before the pool ends, so shutdown logs no errors.
   let inFlight = 0
@@ -86,6 +92,16 @@ async function buildsRoute (scope: FastifyInstance): Promise<void> {
   })
 }
 
+/** The builds list as a hand-written statement sent with pg (bench/plain-query.ts): the floor the gateway is measured against. */
+async function plainRoute (scope: FastifyInstance): Promise<void> {
+  if (config.DATABASE_URL === undefined) throw new Error('DATABASE_URL is required for this variant')
+  const pool = survivePoolErrors(new pg.Pool(poolConfig({ connectionString: config.DATABASE_URL, max: barePoolMax(config) })))
+  closers.push(async () => { await pool.end() })
+  scope.get<{ Params: { projectId: string }, Querystring: BuildsQuery }>(ROUTE, {
+    schema: { params: ProjectParams, querystring: BuildsQuery, response: { 200: BuildPage } }
+  }, async (request) => await plainBuilds(pool, request.params.projectId.toLowerCase(), request.query.limit))
+}
+
 async function constantRoute (scope: FastifyInstance): Promise<void> {
   scope.get(ROUTE, async () => ({ items: [], next_cursor: null }))
 }
@@ -97,6 +113,9 @@ switch (variant.replace(/^constant-?/, '')) {
     break
   case 'query':
     await buildsRoute(fastify)
+    break
+  case 'plain':
+    await plainRoute(fastify)
     break
   case 'rate-limit': {
     // Its client as @fastify/rate-limit's README configures one; BENCH_RL_CLIENT=gateway gives it the gateway's

@@ -1,6 +1,7 @@
 // EXPLAIN (ANALYZE, BUFFERS) of the benchmarked queries, exactly as the gateway sends them, on a seeded database.
 //   node dist/bench/explain.js --database-url postgres://…/mcp_bench_…  [--project <uuid>]
-// Prints the plans of: the builds list (listBuilds, first page, on the project with the most builds), the
+// Prints the plans of: the builds list (listBuilds, first page, on the project with the most builds) and its
+// hand-written twin (variant P), the
 // auth lookup (lookupTokens, one key with a project), its coalesced form (8 keys), and one audit batch INSERT.
 import { pathToFileURL } from 'node:url'
 import { Kysely, PostgresDialect, type CompiledQuery } from 'kysely'
@@ -11,6 +12,7 @@ import { listBuilds } from '../db/builds.js'
 import { lookupTokens } from '../db/tokens.js'
 import { insertAccessLogJson } from '../db/access-log.js'
 import { rowJson } from '../core/audit-writer.js'
+import { PLAIN_BUILDS_SQL } from './plain-query.js'
 
 export interface Plan { title: string, sql: string, plan: string }
 
@@ -32,7 +34,7 @@ async function captured (pool: pg.Pool, fn: (db: Kysely<Database>) => Promise<un
   return seen
 }
 
-async function explain (pool: pg.Pool, q: CompiledQuery, title: string, rollback = false): Promise<Plan> {
+async function explain (pool: pg.Pool, q: Pick<CompiledQuery, 'sql' | 'parameters'>, title: string, rollback = false): Promise<Plan> {
   const client = await pool.connect()
   try {
     if (rollback) await client.query('BEGIN')
@@ -72,6 +74,7 @@ export async function explainAll (url: string, projectArg?: string): Promise<Pla
     const plans: Plan[] = []
     const [builds] = await captured(pool, async db => await listBuilds(db, projectId, { limit: 20 }))
     if (builds !== undefined) plans.push(await explain(pool, builds, `builds list, first page (project ${projectId}, ${top?.n ?? '?'} builds)`))
+    plans.push(await explain(pool, { sql: PLAIN_BUILDS_SQL, parameters: [projectId, 21] }, 'the same page as the plain hand-written query (bench/plain-query.ts, variant P)'))
     const [single] = await captured(pool, async db => await lookupTokens(db, [{ tokenId: first.token_id, projectId: first.project_id }]))
     if (single !== undefined) plans.push(await explain(pool, single, 'auth: token + owner + project + role, one request'))
     const [batch] = await captured(pool, async db => await lookupTokens(db, keys.map(k => ({ tokenId: k.token_id, projectId: k.project_id }))))

@@ -13,7 +13,7 @@
 // Afterwards: mcp_access_log must hold exactly one row per request the gateway answered.
 //
 // Flags (or env BENCH_<NAME>): --scale 1  --revoked-tokens 0  --duration 6  --warmup 5  --rounds 4  --connections 50
-//   --variants G,a,b,c,d,e,f  --log-level warn  --keep (keep the database)  --database-url URL --tokens-file F
+//   --variants G,M,A,P,a,b,c,d (e,f,b2 on request)  --log-level warn  --keep (keep the database)  --database-url URL --tokens-file F
 //   --explain (print the EXPLAIN (ANALYZE) plans; they are always in the JSON)
 //   --priority -10 (nice value for this process, the servers and the bench database's backends; needs root)
 //   --quiet-wait 30 (before each run, wait up to N s for the machine to be idle; 0 = never)  --retries 2 (repeat
@@ -62,7 +62,7 @@ const options = {
   warmupS: num('warmup', 5),
   rounds: num('rounds', 4),
   connections: num('connections', 50),
-  variants: opt('variants', 'G,a,b,c,d,e,f').split(',').map(s => s.trim()).filter(s => s !== ''),
+  variants: opt('variants', 'G,M,A,P,a,b,c,d').split(',').map(s => s.trim()).filter(s => s !== ''),
   logLevel: opt('log-level', 'warn'),
   keep: flag('keep'),
   profile: flag('profile'),
@@ -95,11 +95,23 @@ const options = {
 
 // ------------------------------------------------------------------ variants
 
-interface VariantSpec { id: string, label: string, script: string, env: Record<string, string> }
+interface VariantSpec {
+  id: string
+  label: string
+  script: string
+  env: Record<string, string>
+  /** how the load asks for the builds list: REST GET (default) or MCP tools/call list_builds */
+  load?: 'rest' | 'mcp'
+}
 
 const runTag = randomBytes(3).toString('hex')
 const VARIANTS: Record<string, Omit<VariantSpec, 'id'>> = {
   G: { label: 'gateway (full chain)', script: 'gateway-server.js', env: { BENCH_LIMITER_PREFIX: `bench_rl_${runTag}` } },
+  // the same list asked as an MCP tools/call of list_builds (POST /api/v1/mcp, JSON-RPC), through the same chain
+  M: { label: 'gateway, MCP tools/call list_builds', script: 'gateway-server.js', env: { BENCH_LIMITER_PREFIX: `bench_rm_${runTag}` }, load: 'mcp' },
+  // the floors: bare Fastify without a logger, listBuilds (A) and a hand-written statement sent with pg (P)
+  A: { label: 'bare Fastify (logger off) + listBuilds', script: 'bare-server.js', env: { BENCH_VARIANT: 'query', BENCH_LOGGER: 'off' } },
+  P: { label: 'bare Fastify (logger off) + plain query', script: 'bare-server.js', env: { BENCH_VARIANT: 'plain', BENCH_LOGGER: 'off' } },
   a: { label: 'bare Fastify + same query', script: 'bare-server.js', env: { BENCH_VARIANT: 'query' } },
   b: { label: 'a + @fastify/rate-limit (Redis)', script: 'bare-server.js', env: { BENCH_VARIANT: 'rate-limit', BENCH_LIMITER_PREFIX: `bench_frl_${runTag}` } },
   // (b) with the gateway's Redis client (createRedisClient): the two stores compared alone; not in the default run
@@ -174,7 +186,9 @@ class Server {
 
 // ------------------------------------------------------------------ load
 
-interface Pair { path: string, authorization: string }
+interface Pair { path: string, projectId: string, authorization: string }
+
+const MCP_HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-11-25' }
 
 function shuffled<T> (items: T[], seed: number): T[] {
   const out = [...items]
@@ -189,22 +203,34 @@ function shuffled<T> (items: T[], seed: number): T[] {
   return out
 }
 
-async function cannon (port: number, seconds: number, pairs: Pair[]): Promise<Result> {
+async function cannon (port: number, seconds: number, pairs: Pair[], load: 'rest' | 'mcp' = 'rest'): Promise<Result> {
   let next = 0
   return await autocannon({
     url: `http://127.0.0.1:${port}`,
     connections: options.connections,
     pipelining: 1,
     duration: seconds,
-    requests: [{
-      method: 'GET',
-      setupRequest: (req) => {
-        const p = pairs[next++ % pairs.length] as Pair
-        req.path = p.path
-        req.headers = { ...req.headers, authorization: p.authorization }
-        return req
-      }
-    }]
+    requests: [load === 'rest'
+      ? {
+          method: 'GET',
+          setupRequest: (req) => {
+            const p = pairs[next++ % pairs.length] as Pair
+            req.path = p.path
+            req.headers = { ...req.headers, authorization: p.authorization }
+            return req
+          }
+        }
+      : {
+          method: 'POST',
+          setupRequest: (req) => {
+            const i = next++
+            const p = pairs[i % pairs.length] as Pair
+            req.path = '/api/v1/mcp'
+            req.headers = { ...req.headers, ...MCP_HEADERS, authorization: p.authorization }
+            req.body = JSON.stringify({ jsonrpc: '2.0', id: i, method: 'tools/call', params: { name: 'list_builds', arguments: { projectId: p.projectId } } })
+            return req
+          }
+        }]
   })
 }
 
@@ -356,18 +382,19 @@ interface RunContext { database: string, redisPids: number[], profileDir: string
 
 async function runOnce (server: Server, round: number, pairs: Pair[], db: pg.Client, ctx: RunContext): Promise<RunRecord> {
   const id = server.spec.id
-  const isGateway = id.startsWith('G')
+  const isGateway = server.spec.script === 'gateway-server.js'
+  const load = server.spec.load ?? 'rest'
   if (options.quietWaitS > 0) await waitForQuiet()
   const rowsBefore = isGateway ? await countAuditRows(db) : 0
   const s0 = await server.stats()
-  const warm = await cannon(server.port, options.warmupS, pairs)
+  const warm = await cannon(server.port, options.warmupS, pairs, load)
   const s1 = await server.stats()
   prioritize((await backendPids(db, ctx.database)).all)
   const profileFile = ctx.profileDir !== null ? join(ctx.profileDir, `${id}-round${round}.cpuprofile`) : null
   if (profileFile !== null) await server.profile({ type: 'profile-start' })
   const b1 = await backendPids(db, ctx.database)
   const c1 = await cpuSnapshot(b1.all, ctx.redisPids)
-  const measured = await cannon(server.port, options.durationS, pairs)
+  const measured = await cannon(server.port, options.durationS, pairs, load)
   // backends opened during the run count from zero
   const b2 = await backendPids(db, ctx.database)
   const c2 = await cpuSnapshot(b2.all, ctx.redisPids)
@@ -429,8 +456,12 @@ async function runOnce (server: Server, round: number, pairs: Pair[], db: pg.Cli
       answered,
       clientResponses,
       clientSent,
-      // exact: one row per answered request; and what autocannon saw lies between received and sent
-      ok: rows === answered && answered >= clientResponses && answered <= clientSent,
+      // REST: exact, one row per answered request, and what autocannon saw lies between received and sent.
+      // MCP: a tool call whose client hung up when the load stopped is audited (status 499) without an answer
+      // going out, so the rows lie between the answered requests and the requests sent.
+      ok: load === 'mcp'
+        ? rows >= answered && rows <= clientSent && answered >= clientResponses
+        : rows === answered && answered >= clientResponses && answered <= clientSent,
       flushMs: Date.now() - started
     }
   }
@@ -585,6 +616,7 @@ async function main (): Promise<void> {
   const seeded = await seededDatabase()
   const pairs: Pair[] = shuffled(seeded.pairs, 7).map(p => ({
     path: `/api/v1/mcp/projects/${p.projectId}/builds`,
+    projectId: p.projectId,
     authorization: `Bearer ${(seeded.tokens[p.token] as BenchToken).token}`
   }))
   console.log(`load: ${pairs.length} (token, project) pairs over ${new Set(seeded.pairs.map(p => p.token)).size} tokens and ${new Set(seeded.pairs.map(p => p.projectId)).size} projects`)
@@ -652,7 +684,7 @@ async function main (): Promise<void> {
     return out
   }
   const pairs2: Record<string, number[]> = {}
-  for (const [x, y] of [['G', 'a'], ['d', 'b'], ['f', 'e'], ...options.compare.map(c => [c.id, 'a'] as [string, string])] as Array<[string, string]>) {
+  for (const [x, y] of [['G', 'A'], ['A', 'P'], ['M', 'G'], ['G', 'P'], ['G', 'a'], ['d', 'b'], ['f', 'e'], ...options.compare.map(c => [c.id, 'a'] as [string, string])] as Array<[string, string]>) {
     const p = paired(x, y)
     if (p.length > 0) {
       pairs2[`${x}/${y}`] = p
@@ -673,6 +705,17 @@ async function main (): Promise<void> {
   const G = get('G')
   const b = get('b')
   const d = get('d')
+  const ratio = (x: Summary | undefined, y: Summary | undefined, goal: number, name: string, p99 = false): void => {
+    if (x === undefined || y === undefined) return
+    const value = p99 ? x.latencyP99 / y.latencyP99 : x.reqPerSec / y.reqPerSec
+    targets.push({ name, value, goal: `${p99 ? '≤' : '≥'} ${goal.toFixed(2)}`, met: p99 ? value <= goal : value >= goal })
+  }
+  // issue 17's targets: each step of the stack against the one below it, and the whole against the floor
+  ratio(G, get('A'), 0.85, 'gateway (G) ×(A) bare Fastify, logger off, same listBuilds')
+  ratio(get('A'), get('P'), 0.90, 'listBuilds (A) ×(P) the plain hand-written query')
+  ratio(get('M'), G, 0.85, 'MCP tools/call list_builds (M) ×(G) its REST twin')
+  ratio(G, get('P'), 0.65, 'gateway (G) ×(P) the plain bare server')
+  ratio(G, get('P'), 1.5, 'gateway p99 ×(P) p99', true)
   if (G !== undefined && G.ratioToA !== null) targets.push({ name: 'chain req/s ×(a)', value: G.ratioToA, goal: '≥ 0.80', met: G.ratioToA >= 0.8 })
   if (G !== undefined && G.p99RatioToA !== null) targets.push({ name: 'chain p99 ×(a)', value: G.p99RatioToA, goal: '≤ 1.5', met: G.p99RatioToA <= 1.5 })
   if (d !== undefined && b !== undefined) targets.push({ name: 'limiter alone (d) ×(b)', value: d.reqPerSec / b.reqPerSec, goal: '≥ 1.0', met: d.reqPerSec / b.reqPerSec >= 1.0 })

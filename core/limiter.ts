@@ -1,5 +1,5 @@
 // Exact sliding-window rate limiter: one atomic Lua round trip on Redis, or an in-process twin for the embedded mode.
-import { Redis, type RedisOptions } from 'ioredis'
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis'
 import { TurnBatch } from './turn-batch.js'
 
 export interface RateLimitDecision {
@@ -134,7 +134,7 @@ const PEEK_COMMAND = 'ibMcpSlidingWindowPeek'
 const HIT_COMMAND = 'ibMcpSlidingWindowHits'
 /** numberOfKeys first, then the keys, then (limit, windowMs) per key */
 type HitCommand = (...args: Array<string | number>) => Promise<unknown>
-type ClientWithHit = Redis & { [HIT_COMMAND]: HitCommand, [PEEK_COMMAND]: HitCommand }
+type ClientWithHit = RedisClient & { [HIT_COMMAND]: HitCommand, [PEEK_COMMAND]: HitCommand }
 
 /** Hits per script call at most: bounds one call's time on Redis (each hit is a handful of list operations). */
 const MAX_BATCH = 64
@@ -266,7 +266,7 @@ export class RedisSlidingWindow implements RateLimitStore {
   hits = 0
 
   /** `options` may be the timeout in ms alone. */
-  constructor (client: Redis, options: number | RedisSlidingWindowOptions = {}) {
+  constructor (client: RedisClient, options: number | RedisSlidingWindowOptions = {}) {
     const opts = typeof options === 'number' ? { timeoutMs: options } : options
     const timeoutMs = opts.timeoutMs ?? 50
     if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new RangeError(`timeoutMs must be positive, got ${timeoutMs}`)
@@ -490,6 +490,12 @@ export class MemorySlidingWindow implements RateLimitStore {
   }
 }
 
+/** What the limiter talks to: one Redis, or a Redis Cluster (REDIS_CLUSTER=true). */
+export type RedisClient = Redis | Cluster
+
+/** The client's socket timeout: a frozen server's connection is torn down after this long without a reply. */
+export const REDIS_SOCKET_TIMEOUT_MS = 1000
+
 export interface CreateRedisClientOptions extends RedisOptions {
   /** Receives every client error (connection refused, reset, timeouts); without it they are swallowed. */
   onError?: (err: Error) => void
@@ -510,7 +516,7 @@ export function createRedisClient (url: string, opts: CreateRedisClientOptions =
     connectTimeout: 500,
     // A frozen server or a black-holed link never closes the TCP socket; without this, commands pile
     // up on a dead connection until keepalive notices, minutes later.
-    socketTimeout: 1000,
+    socketTimeout: REDIS_SOCKET_TIMEOUT_MS,
     // Jitter keeps a fleet of gateways from reconnecting in lockstep after a Redis restart.
     retryStrategy: (times: number) => Math.min(500 * times, 1000) + Math.floor(Math.random() * 100),
     // No auto-pipelining: the store already sends a turn's hits as one script call, and ioredis's per-turn
@@ -523,4 +529,62 @@ export function createRedisClient (url: string, opts: CreateRedisClientOptions =
     onError?.(err)
   })
   return client
+}
+
+/**
+ * The seed nodes of a Redis Cluster from one or more comma-separated URLs (`redis://[user:password@]host:port`,
+ * `rediss://` for TLS); credentials and TLS come from the first.
+ */
+export function clusterSeeds (urls: string): { nodes: Array<{ host: string, port: number }>, redisOptions: RedisOptions } {
+  const parsed = urls.split(',').map(u => u.trim()).filter(u => u !== '').map(u => new URL(u))
+  const first = parsed[0]
+  if (first === undefined) throw new RangeError('no Redis Cluster node given')
+  const nodes = parsed.map(u => ({ host: u.hostname.replace(/^\[|\]$/g, ''), port: u.port === '' ? 6379 : Number(u.port) }))
+  const redisOptions: RedisOptions = {}
+  if (first.username !== '') redisOptions.username = decodeURIComponent(first.username)
+  if (first.password !== '') redisOptions.password = decodeURIComponent(first.password)
+  if (first.protocol === 'rediss:') redisOptions.tls = {}
+  return { nodes, redisOptions }
+}
+
+export interface CreateRedisClusterClientOptions {
+  onError?: (err: Error) => void
+  /** ioredis Cluster options; they win over the fail-fast defaults */
+  cluster?: ClusterOptions
+}
+
+/**
+ * An ioredis Cluster client for a fail-open limiter, with the fail-fast choices of createRedisClient: no offline
+ * queue (a command for a node that is not connected fails at once), few redirections, background reconnects. A
+ * node that dies takes only the budgets on its slots with it (they fail open); the other nodes' budgets hold as
+ * long as the cluster keeps serving them (`cluster-require-full-coverage no`, see README).
+ */
+export function createRedisClusterClient (urls: string, opts: CreateRedisClusterClientOptions = {}): Cluster {
+  const { nodes, redisOptions } = clusterSeeds(urls)
+  const cluster = new Cluster(nodes, {
+    enableOfflineQueue: false,
+    // A dead node's slots answer MOVED back to it from the others: give up soon, the request has failed open anyway.
+    maxRedirections: 3,
+    retryDelayOnFailover: 100,
+    retryDelayOnClusterDown: 100,
+    slotsRefreshTimeout: 1000,
+    clusterRetryStrategy: (times: number) => Math.min(500 * times, 1000) + Math.floor(Math.random() * 100),
+    redisOptions: {
+      ...redisOptions,
+      maxRetriesPerRequest: 0,
+      autoResendUnfulfilledCommands: false,
+      connectTimeout: 500,
+      socketTimeout: REDIS_SOCKET_TIMEOUT_MS,
+      enableAutoPipelining: false,
+    },
+    ...opts.cluster,
+  })
+  cluster.on('error', (err: Error) => {
+    opts.onError?.(err)
+  })
+  // A node's own connection reports its errors on itself, not always through the cluster.
+  cluster.on('+node', (node: Redis) => {
+    node.on('error', (err: Error) => { opts.onError?.(err) })
+  })
+  return cluster
 }

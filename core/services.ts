@@ -1,12 +1,11 @@
 // Everything one gateway instance holds: config, database, limiter store, audit writer, metrics, session check.
 import type { FastifyBaseLogger } from 'fastify'
 import type { Kysely } from 'kysely'
-import type { Redis } from 'ioredis'
 import { artifactRoot, type Config } from '../config.js'
 import { FsArtifactStore, S3ArtifactStore, type ArtifactStore } from './artifact-store.js'
 import type { Database } from '../db/schema.js'
 import { AuditWriter } from './audit-writer.js'
-import { MemorySlidingWindow, RedisSlidingWindow, type RateLimitStore } from './limiter.js'
+import { MemorySlidingWindow, RedisSlidingWindow, type RateLimitStore, type RedisClient } from './limiter.js'
 import { LimiterHealth, type BucketLimits, type BudgetDeps } from './budget.js'
 import { createMetrics, type Metrics } from './metrics.js'
 import type { SessionAuthenticator } from './session.js'
@@ -22,7 +21,7 @@ export type { BucketLimits }
 export interface GatewayServices extends BudgetDeps {
   config: Config
   db: Kysely<Database>
-  redis: Redis | null
+  redis: RedisClient | null
   limiterKind: 'redis' | 'memory'
   audit: AuditWriter
   /** the per-address budget of refusals before a user is known, and their aggregated audit rows */
@@ -49,7 +48,7 @@ export interface ServiceInputs {
   auditDb?: Kysely<Database>
   /** connections for the chain's token lookups and last_used_at writes; defaults to `db` */
   authDb?: Kysely<Database>
-  redis?: Redis | null
+  redis?: RedisClient | null
   authenticateSession: SessionAuthenticator
   limits?: Partial<BucketLimits>
   metrics?: Metrics

@@ -1,8 +1,15 @@
 // Artifact questions, answered from job.archive (the files a job uploaded); there is no artifact table (defect 6).
 import type { Kysely } from 'kysely'
 import { notFound } from '../lib/errors.js'
+import { compiledShape, type Slots } from './compiled.js'
 import type { Artifact, ArtifactPage } from '../schemas/data.js'
 import type { Database } from './schema.js'
+
+const archiveShape = compiledShape((db, v: Slots<{ projectId: string, jobId: string }>) => db
+  .selectFrom('job')
+  .select('job.archive')
+  .where('job.id', '=', v.jobId)
+  .where('job.project_id', '=', v.projectId))
 
 /**
  * The job's `archive` (a jsonb[] of `{filename, size}`) as artifacts, in upload order. The array is
@@ -10,12 +17,7 @@ import type { Database } from './schema.js'
  * rather than failing the answer, and a size that is not a non-negative number becomes null.
  */
 async function archiveOf (db: Kysely<Database>, projectId: string, jobId: string): Promise<Artifact[]> {
-  const row = await db
-    .selectFrom('job')
-    .select('job.archive')
-    .where('job.id', '=', jobId)
-    .where('job.project_id', '=', projectId)
-    .executeTakeFirst()
+  const [row] = await archiveShape.execute(db, { projectId, jobId })
   if (row === undefined) throw notFound(`job ${jobId} not found in project ${projectId}`)
   // The driver's parse of jsonb[] is checked, not trusted: InfraBox wrote these rows, not us.
   const entries: unknown = row.archive

@@ -1,8 +1,9 @@
 // Build questions: a project's builds newest first with their status derived from their jobs, and one build in full.
-import type { ExpressionBuilder, Kysely } from 'kysely'
+import { sql, type ExpressionBuilder, type Kysely } from 'kysely'
 import { decodeCursor, encodeCursor } from '../lib/cursor.js'
 import { notFound } from '../lib/errors.js'
 import { BUILD_STATUSES, type BuildDetail, type BuildPage, type BuildStatus, type BuildSummary } from '../schemas/data.js'
+import { compiledShape, compiledShapes, type Slots } from './compiled.js'
 import { jobsOfBuild } from './jobs.js'
 import type { Database, JobState } from './schema.js'
 
@@ -16,16 +17,19 @@ export interface ListBuildsOptions {
 const ACTIVE: JobState[] = ['queued', 'scheduled', 'running']
 const CURSOR_KIND = 'builds'
 
-/** `bool_or(job.state in (...))` over the build's jobs. */
+/**
+ * `bool_or(job.state in (...))` over the build's jobs that stand: a job marked `restarted` has been replaced by its
+ * clone (SPEC §14), so a retried build is judged by the clones, and an original left queued does not keep it running.
+ */
 function anyJobIn (eb: ExpressionBuilder<Database, 'job'>, states: JobState[]) {
-  return eb.fn.agg<boolean | null>('bool_or', [eb('job.state', 'in', states)])
+  return eb.fn.agg<boolean | null>('bool_or', [eb.and([eb('job.state', 'in', states), sql<boolean>`${eb.ref('job.restarted')} IS NOT TRUE`])])
 }
 
 /**
  * The project's repositories, as a sub-select. InfraBox files every commit under its project's
  * repository and its commit primary key is (repository_id, id), so naming the repository is what
  * lets a commit lookup by sha use an index on a stock InfraBox database (commit has no index on
- * project_id or id alone). Constant per query: PostgreSQL reads it once per use.
+ * project_id or id alone). Uncorrelated: PostgreSQL runs it once per statement (an InitPlan), not per build.
  */
 function repositoriesOf (db: Kysely<Database>, projectId: string) {
   return db.selectFrom('repository').select('repository.id').where('repository.project_id', '=', projectId)
@@ -37,7 +41,7 @@ function repositoriesOf (db: Kysely<Database>, projectId: string) {
  * it walks, each through an index: jobs by job_build_id_idx, the commit by commit_pkey
  * (repository_id, id). The jobs come first so that a status filter rejects a build before its
  * commit is looked up. The commit is matched on its sha and the build's project (the same sha can
- * exist in other projects).
+ * exist in other projects). A list reads only the commit's branch; one build (`detail`) its whole commit.
  */
 function buildsOfProject (db: Kysely<Database>, projectId: string) {
   return db
@@ -76,9 +80,7 @@ function buildsOfProject (db: Kysely<Database>, projectId: string) {
       join => join.onTrue()
     )
     .select([
-      'build.id', 'build.build_number', 'build.restart_counter', 'build.commit_id', 'build.source',
-      'build_commit.id as commit_row_sha', 'build_commit.branch', 'build_commit.message', 'build_commit.author_name',
-      'build_commit.author_email', 'build_commit.url',
+      'build.id', 'build.build_number', 'build.restart_counter', 'build.commit_id', 'build.source', 'build_commit.branch',
       'build_jobs.created_at', 'build_jobs.finished_at', 'build_jobs.status'
     ])
     .where('build.project_id', '=', projectId)
@@ -122,6 +124,54 @@ function toSummary (row: BuildRow): BuildSummary {
   }
 }
 
+/** Which optional filters a listing uses: each combination is its own shape, compiled once. */
+type ListShape = `${'' | 'branch'}/${BuildStatus | ''}/${'' | 'after'}`
+
+interface ListValues extends Record<string, unknown> {
+  projectId: string
+  branch: string
+  buildNumber: number
+  restartCounter: number
+  limit: number
+}
+
+const listShapes = compiledShapes<ListShape, ListValues, BuildRow>((db, v, shape) => {
+  const [branch, status, after] = shape.split('/')
+  let query = buildsOfProject(db, v.projectId)
+  if (branch === 'branch') {
+    // The semi-join narrows the walk to builds of the branch's commits; the second test keeps it
+    // exact for the commit row actually shown.
+    query = query
+      .where('build.commit_id', 'in', eb => eb.selectFrom('commit')
+        .select('commit.id')
+        .where('commit.project_id', '=', v.projectId)
+        .where('commit.repository_id', 'in', repositoriesOf(db, v.projectId))
+        .where('commit.branch', '=', v.branch))
+      .where('build_commit.branch', '=', v.branch)
+  }
+  if (status !== undefined && isBuildStatus(status)) {
+    const witness = STATUS_WITNESS[status]
+    if (witness !== null) {
+      query = query.where('build.id', 'in', eb => eb.selectFrom('job')
+        .select('job.build_id')
+        .where('job.project_id', '=', v.projectId)
+        .where('job.state', 'in', witness))
+    }
+    query = query.where('build_jobs.status', '=', status)
+  }
+  if (after === 'after') {
+    query = query.where(eb => eb(
+      eb.refTuple('build.build_number', 'build.restart_counter'),
+      '<',
+      eb.tuple(v.buildNumber, v.restartCounter)
+    ))
+  }
+  return query
+    .orderBy('build.build_number', 'desc')
+    .orderBy('build.restart_counter', 'desc')
+    .limit(v.limit)
+})
+
 /**
  * Builds newest first by (build_number, restart_counter) desc, keyset-paged. Both filters are SQL
  * predicates ahead of the LIMIT, so a filtered page is as full as the data allows and the cursor
@@ -129,42 +179,15 @@ function toSummary (row: BuildRow): BuildSummary {
  * backwards; the cursor is the last (build_number, restart_counter) served.
  */
 export async function listBuilds (db: Kysely<Database>, projectId: string, opts: ListBuildsOptions): Promise<BuildPage> {
-  let query = buildsOfProject(db, projectId)
-  const { branch, status } = opts
-  if (branch !== undefined) {
-    // The semi-join narrows the walk to builds of the branch's commits; the second test keeps it
-    // exact for the commit row actually shown.
-    query = query
-      .where('build.commit_id', 'in', eb => eb.selectFrom('commit')
-        .select('commit.id')
-        .where('commit.project_id', '=', projectId)
-        .where('commit.repository_id', 'in', repositoriesOf(db, projectId))
-        .where('commit.branch', '=', branch))
-      .where('build_commit.branch', '=', branch)
-  }
-  if (status !== undefined) {
-    const witness = STATUS_WITNESS[status]
-    if (witness !== null) {
-      query = query.where('build.id', 'in', eb => eb.selectFrom('job')
-        .select('job.build_id')
-        .where('job.project_id', '=', projectId)
-        .where('job.state', 'in', witness))
-    }
-    query = query.where('build_jobs.status', '=', status)
-  }
-  if (opts.cursor !== undefined) {
-    const [buildNumber, restartCounter] = decodeCursor(CURSOR_KIND, opts.cursor, ['number', 'number'])
-    query = query.where(eb => eb(
-      eb.refTuple('build.build_number', 'build.restart_counter'),
-      '<',
-      eb.tuple(Number(buildNumber), Number(restartCounter))
-    ))
-  }
-  const rows = await query
-    .orderBy('build.build_number', 'desc')
-    .orderBy('build.restart_counter', 'desc')
-    .limit(opts.limit + 1)
-    .execute()
+  const after = opts.cursor === undefined ? null : decodeCursor(CURSOR_KIND, opts.cursor, ['number', 'number'])
+  const shape: ListShape = `${opts.branch === undefined ? '' : 'branch'}/${opts.status ?? ''}/${after === null ? '' : 'after'}`
+  const rows = await listShapes(shape).execute(db, {
+    projectId,
+    branch: opts.branch ?? '',
+    buildNumber: after === null ? 0 : Number(after[0]),
+    restartCounter: after === null ? 0 : Number(after[1]),
+    limit: opts.limit + 1
+  })
 
   const items = rows.slice(0, opts.limit).map(toSummary)
   const last = items.at(-1)
@@ -176,9 +199,13 @@ export async function listBuilds (db: Kysely<Database>, projectId: string, opts:
   }
 }
 
+const buildShape = compiledShape((db, v: Slots<{ projectId: string, buildId: string }>) => buildsOfProject(db, v.projectId)
+  .select(['build_commit.id as commit_row_sha', 'build_commit.message', 'build_commit.author_name', 'build_commit.author_email', 'build_commit.url'])
+  .where('build.id', '=', v.buildId))
+
 /** One build with its commit and all its jobs; 404 when the id is not a build of this project. */
 export async function getBuild (db: Kysely<Database>, projectId: string, buildId: string): Promise<BuildDetail> {
-  const row = await buildsOfProject(db, projectId).where('build.id', '=', buildId).executeTakeFirst()
+  const [row] = await buildShape.execute(db, { projectId, buildId })
   if (row === undefined) throw notFound(`build ${buildId} not found in project ${projectId}`)
   const jobs = await jobsOfBuild(db, projectId, buildId)
   return {

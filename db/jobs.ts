@@ -3,6 +3,7 @@ import type { Kysely, Selectable } from 'kysely'
 import { decodeCursor, encodeCursor } from '../lib/cursor.js'
 import { UUID } from '../lib/ids.js'
 import { notFound } from '../lib/errors.js'
+import { compiledShape, compiledShapes, type Slots } from './compiled.js'
 import type { Job, JobDependency, JobPage, TestRun, TestRunPage } from '../schemas/data.js'
 import type { Database, JobTable, Json, TestResult } from './schema.js'
 
@@ -63,24 +64,30 @@ export function dependenciesOf (value: Json | null): JobDependency[] {
 
 const JOBS_CURSOR = 'jobs'
 
+const jobsOfBuildShapes = compiledShapes((db, v: Slots<{ projectId: string, buildId: string, after: string, limit: number }>, shape: 'all' | 'first' | 'after') => {
+  let query = db
+    .selectFrom('job')
+    .select(JOB_COLUMNS)
+    .where('job.build_id', '=', v.buildId)
+    .where('job.project_id', '=', v.projectId)
+  if (shape === 'after') {
+    // Join the row the cursor names and compare positions in SQL: no row (a foreign or vanished id), no page.
+    query = query
+      .innerJoin('job as seen', join => join.on('seen.id', '=', v.after).on('seen.build_id', '=', v.buildId))
+      .where(eb => eb(eb.refTuple('job.created_at', 'job.id'), '>', eb.refTuple('seen.created_at', 'seen.id')))
+  }
+  query = query.orderBy('job.created_at').orderBy('job.id')
+  return shape === 'all' ? query : query.limit(v.limit)
+})
+
 /**
  * A build's jobs in creation order, keyset-paged on (created_at, id). The cursor holds the last job's
  * id and the position is read back in SQL, so timestamps keep their microseconds (a JS Date would not).
  */
 export async function listJobs (db: Kysely<Database>, projectId: string, buildId: string, page: PageOptions): Promise<JobPage> {
   const after = page.cursor === undefined ? null : String(decodeCursor(JOBS_CURSOR, page.cursor, ['uuid'])[0])
-  let query = db
-    .selectFrom('job')
-    .select(JOB_COLUMNS)
-    .where('job.build_id', '=', buildId)
-    .where('job.project_id', '=', projectId)
-  if (after !== null) {
-    // Join the row the cursor names and compare positions in SQL: no row (a foreign or vanished id), no page.
-    query = query
-      .innerJoin('job as seen', join => join.on('seen.id', '=', after).on('seen.build_id', '=', buildId))
-      .where(eb => eb(eb.refTuple('job.created_at', 'job.id'), '>', eb.refTuple('seen.created_at', 'seen.id')))
-  }
-  const rows = await query.orderBy('job.created_at').orderBy('job.id').limit(page.limit + 1).execute()
+  const rows = await jobsOfBuildShapes(after === null ? 'first' : 'after')
+    .execute(db, { projectId, buildId, after: after ?? '', limit: page.limit + 1 })
   // Only an empty page pays for telling "no such build here" (404) from "no more jobs".
   if (rows.length === 0) await assertBuildInProject(db, projectId, buildId)
   const items = rows.slice(0, page.limit).map(toJob)
@@ -93,29 +100,47 @@ export async function listJobs (db: Kysely<Database>, projectId: string, buildId
 
 /** Every job of a build in creation order (a build has tens of jobs, not thousands): for get_build. */
 export async function jobsOfBuild (db: Kysely<Database>, projectId: string, buildId: string): Promise<Job[]> {
-  const rows = await db
-    .selectFrom('job')
-    .select(JOB_COLUMNS)
-    .where('job.build_id', '=', buildId)
-    .where('job.project_id', '=', projectId)
-    .orderBy('job.created_at')
-    .orderBy('job.id')
-    .execute()
+  const rows = await jobsOfBuildShapes('all').execute(db, { projectId, buildId, after: '', limit: 0 })
   return rows.map(toJob)
 }
 
+const jobShape = compiledShape((db, v: Slots<{ projectId: string, jobId: string }>) => db
+  .selectFrom('job')
+  .select(JOB_COLUMNS)
+  .where('job.id', '=', v.jobId)
+  .where('job.project_id', '=', v.projectId))
+
 export async function getJob (db: Kysely<Database>, projectId: string, jobId: string): Promise<Job> {
-  const row = await db
-    .selectFrom('job')
-    .select(JOB_COLUMNS)
-    .where('job.id', '=', jobId)
-    .where('job.project_id', '=', projectId)
-    .executeTakeFirst()
+  const [row] = await jobShape.execute(db, { projectId, jobId })
   if (row === undefined) throw notFound(`job ${jobId} not found in project ${projectId}`)
   return toJob(row)
 }
 
 const TEST_RUNS_CURSOR = 'test_runs'
+
+const testRunShapes = compiledShapes((db, v: Slots<{ projectId: string, jobId: string, state: TestResult, after: string, limit: number }>, shape: `${'' | 'state'}/${'' | 'after'}`) => {
+  let query = db
+    .selectFrom('test_run')
+    .select(['test_run.id', 'test_run.suite', 'test_run.name', 'test_run.state', 'test_run.duration',
+      'test_run.message', 'test_run.stack', 'test_run.timestamp'])
+    .where('test_run.job_id', '=', v.jobId)
+    .where('test_run.project_id', '=', v.projectId)
+  if (shape.startsWith('state/')) query = query.where('test_run.state', '=', v.state)
+  if (shape.endsWith('/after')) {
+    query = query
+      .innerJoin('test_run as seen', join => join.on('seen.id', '=', v.after).on('seen.job_id', '=', v.jobId))
+      .where(eb => eb(
+        eb.tuple(eb.fn.coalesce('test_run.suite', eb.val('')), eb.fn.coalesce('test_run.name', eb.val('')), eb.ref('test_run.id')),
+        '>',
+        eb.tuple(eb.fn.coalesce('seen.suite', eb.val('')), eb.fn.coalesce('seen.name', eb.val('')), eb.ref('seen.id'))
+      ))
+  }
+  return query
+    .orderBy(eb => eb.fn.coalesce('test_run.suite', eb.val('')))
+    .orderBy(eb => eb.fn.coalesce('test_run.name', eb.val('')))
+    .orderBy('test_run.id')
+    .limit(v.limit)
+})
 
 /**
  * A job's test results by suite, then name, then id (nulls sort as ''), optionally one state only.
@@ -123,28 +148,8 @@ const TEST_RUNS_CURSOR = 'test_runs'
  */
 export async function listTestRuns (db: Kysely<Database>, projectId: string, jobId: string, opts: TestRunsOptions): Promise<TestRunPage> {
   const after = opts.cursor === undefined ? null : String(decodeCursor(TEST_RUNS_CURSOR, opts.cursor, ['uuid'])[0])
-  let query = db
-    .selectFrom('test_run')
-    .select(['test_run.id', 'test_run.suite', 'test_run.name', 'test_run.state', 'test_run.duration',
-      'test_run.message', 'test_run.stack', 'test_run.timestamp'])
-    .where('test_run.job_id', '=', jobId)
-    .where('test_run.project_id', '=', projectId)
-  if (opts.state !== undefined) query = query.where('test_run.state', '=', opts.state)
-  if (after !== null) {
-    query = query
-      .innerJoin('test_run as seen', join => join.on('seen.id', '=', after).on('seen.job_id', '=', jobId))
-      .where(eb => eb(
-        eb.tuple(eb.fn.coalesce('test_run.suite', eb.val('')), eb.fn.coalesce('test_run.name', eb.val('')), eb.ref('test_run.id')),
-        '>',
-        eb.tuple(eb.fn.coalesce('seen.suite', eb.val('')), eb.fn.coalesce('seen.name', eb.val('')), eb.ref('seen.id'))
-      ))
-  }
-  const rows = await query
-    .orderBy(eb => eb.fn.coalesce('test_run.suite', eb.val('')))
-    .orderBy(eb => eb.fn.coalesce('test_run.name', eb.val('')))
-    .orderBy('test_run.id')
-    .limit(opts.limit + 1)
-    .execute()
+  const rows = await testRunShapes(`${opts.state === undefined ? '' : 'state'}/${after === null ? '' : 'after'}`)
+    .execute(db, { projectId, jobId, state: opts.state ?? 'ok', after: after ?? '', limit: opts.limit + 1 })
   if (rows.length === 0) await assertJobInProject(db, projectId, jobId)
   const items: TestRun[] = rows.slice(0, opts.limit).map(r => ({ ...r, timestamp: iso(r.timestamp) }))
   const last = items.at(-1)
@@ -154,16 +159,20 @@ export async function listTestRuns (db: Kysely<Database>, projectId: string, job
   }
 }
 
+const buildInProject = compiledShape((db, v: Slots<{ projectId: string, buildId: string }>) => db
+  .selectFrom('build').select('build.id').where('build.id', '=', v.buildId).where('build.project_id', '=', v.projectId))
+
 /** 404 unless the build exists in the project: an empty list must not hide a wrong id. */
 export async function assertBuildInProject (db: Kysely<Database>, projectId: string, buildId: string): Promise<void> {
-  const found = await db.selectFrom('build').select('build.id')
-    .where('build.id', '=', buildId).where('build.project_id', '=', projectId).executeTakeFirst()
+  const [found] = await buildInProject.execute(db, { projectId, buildId })
   if (found === undefined) throw notFound(`build ${buildId} not found in project ${projectId}`)
 }
 
+const jobInProject = compiledShape((db, v: Slots<{ projectId: string, jobId: string }>) => db
+  .selectFrom('job').select('job.id').where('job.id', '=', v.jobId).where('job.project_id', '=', v.projectId))
+
 /** 404 unless the job exists in the project. */
 export async function assertJobInProject (db: Kysely<Database>, projectId: string, jobId: string): Promise<void> {
-  const found = await db.selectFrom('job').select('job.id')
-    .where('job.id', '=', jobId).where('job.project_id', '=', projectId).executeTakeFirst()
+  const [found] = await jobInProject.execute(db, { projectId, jobId })
   if (found === undefined) throw notFound(`job ${jobId} not found in project ${projectId}`)
 }

@@ -85,6 +85,12 @@ export interface JobTable {
   restarted: ColumnType<boolean | null, boolean | undefined>
 }
 
+/** InfraBox's abort requests, read (and emptied) by its scheduler, which kills those jobs. */
+export interface AbortTable {
+  job_id: string
+  user_id: string | null
+}
+
 export interface ConsoleTable {
   id: Generated<string>
   job_id: string
@@ -266,6 +272,7 @@ export interface Database {
   repository: RepositoryTable
   source_upload: SourceUploadTable
   test_run: TestRunTable
+  abort: AbortTable
   mcp_token: McpTokenTable
   mcp_access_log: McpAccessLogTable
   mcp_trigger_idempotency: McpTriggerIdempotencyTable

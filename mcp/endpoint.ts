@@ -1,11 +1,13 @@
 // The native MCP endpoint (SPEC §7): POST at the chain's prefix root, bridged to the SDK's stateless handler without hijacking the reply.
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { createMcpHandler } from '@modelcontextprotocol/server'
+import { classifyInboundRequest, createMcpHandler, isJsonContentType, SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/server'
 import { errorBody } from '../lib/errors.js'
 import { restUrlFor } from '../core/links.js'
 import { LISTEN_REFUSAL, MCP_REQUEST_ACTION, McpExchange, readMessage } from './exchange.js'
 import { CallScope, createRequestServer, TOOLS_BY_NAME } from './server.js'
-import type { ToolCaller } from './tools.js'
+import type { McpTool, ToolCaller } from './tools.js'
+import type { RouteDocument } from '../core/route-config.js'
+import { JsonRpcErrorResponse, JsonRpcRequest, JsonRpcResponse } from '../schemas/mcp.js'
 import { spendBudget, type BudgetRule } from '../core/budget.js'
 
 /** The budget of MCP traffic that is not a tool call (MCP_RATE_LIMIT_PROTOCOL_RPM). */
@@ -30,9 +32,69 @@ function webRequestOf (request: FastifyRequest, signal: AbortSignal): Request {
   return new Request(new URL(request.url, 'http://gateway.invalid'), { method: request.method, headers, signal })
 }
 
+const isPlainObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value)
+
+const header = (request: FastifyRequest, name: string): string | undefined => {
+  const value = request.headers[name]
+  return typeof value === 'string' ? value : undefined
+}
+
+/** The keys a 2025-era tools/call's params may have for the direct path; anything else goes through the SDK. */
+const CALL_PARAM_KEYS: ReadonlySet<string> = new Set(['name', 'arguments', '_meta'])
+
+/** The SSE framing and headers the SDK's stateless transport answers a request with (one `message` event). */
+const SSE_HEADERS = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache, no-transform', connection: 'keep-alive', 'x-accel-buffering': 'no' }
+
+/**
+ * A `tools/call` of one of our tools that the SDK's 2025-era stateless transport would serve, with everything
+ * that transport checks already true: a JSON-RPC request with an id, params of the call's own shape, both
+ * media types accepted, a JSON body, a protocol version it supports or none, and no 2026-era envelope claim.
+ * Such a call is answered by the endpoint itself — the same tool call, the same result, framed as the SDK
+ * frames it — instead of building an McpServer with every tool registered, a WHATWG Request and a streamed
+ * Response for one message (most of the MCP path's cost: docs/performance.md). Every other message, and
+ * any of these that is not exactly right, goes to the SDK, which answers or refuses it as before.
+ */
+function directCall (request: FastifyRequest, tool: McpTool | null, id: string | number | null): { tool: McpTool, id: string | number, args: Record<string, unknown> } | null {
+  const body = request.body
+  if (tool === null || id === null || !isPlainObject(body) || body['jsonrpc'] !== '2.0') return null
+  const params = body['params']
+  if (!isPlainObject(params)) return null
+  for (const key of Object.keys(params)) if (!CALL_PARAM_KEYS.has(key)) return null
+  const args = params['arguments'] ?? {}
+  if (!isPlainObject(args) || (params['_meta'] !== undefined && !isPlainObject(params['_meta']))) return null
+  const accept = header(request, 'accept')
+  if (accept === undefined || !accept.includes('application/json') || !accept.includes('text/event-stream')) return null
+  if (!isJsonContentType(header(request, 'content-type') ?? null)) return null
+  const version = header(request, 'mcp-protocol-version')
+  if (version !== undefined && !SUPPORTED_PROTOCOL_VERSIONS.includes(version)) return null
+  const era = classifyInboundRequest({
+    httpMethod: 'POST',
+    protocolVersionHeader: version,
+    mcpMethodHeader: header(request, 'mcp-method'),
+    mcpNameHeader: header(request, 'mcp-name'),
+    body
+  })
+  return era.kind === 'legacy' ? { tool, id, args } : null
+}
+
 interface JsonRpcError { jsonrpc: '2.0', error: { code: number, message: string }, id: string | number | null }
 const jsonRpcError = (code: number, message: string, id: string | number | null = null): JsonRpcError =>
   ({ jsonrpc: '2.0', error: { code, message }, id })
+
+const SSE = { type: 'string', description: 'server-sent events; each event\'s data is one JSON-RPC message, the last one the response' }
+
+/** The endpoint's exchange as the OpenAPI document shows it: the body goes to the SDK unvalidated, the answers come from it. */
+const ENDPOINT_DOCUMENT: RouteDocument = {
+  body: { description: 'One JSON-RPC 2.0 message', content: { 'application/json': JsonRpcRequest } },
+  responses: {
+    200: { description: 'The JSON-RPC response: as JSON, or as an SSE stream when the SDK streams it (Accept must list both)', content: { 'application/json': JsonRpcResponse, 'text/event-stream': SSE } },
+    202: { description: 'A notification or a response from the client: accepted, no body' },
+    400: { description: 'A JSON-RPC error: a body that is not one JSON-RPC message (a batch, invalid JSON-RPC), or an unknown protocol version', content: { 'application/json': JsonRpcErrorResponse } },
+    404: { description: 'A JSON-RPC error: a method this server does not serve (2026-07-28), or subscriptions/listen', content: { 'application/json': JsonRpcErrorResponse } },
+    406: { description: 'A JSON-RPC error: Accept does not list both application/json and text/event-stream', content: { 'application/json': JsonRpcErrorResponse } }
+  }
+}
 
 /**
  * Register inside the chain (gateway.ts), after the origin guard, auth and the audit context apply. The
@@ -56,11 +118,17 @@ export async function mcpEndpoint (fastify: FastifyInstance): Promise<void> {
       summary: 'MCP endpoint (Streamable HTTP, stateless)',
       description: 'Model Context Protocol, protocol versions 2025-11-25 and 2026-07-28: one JSON-RPC message per POST. ' +
         'The tools mirror the REST routes and share their budgets and audit actions.',
-      tags: ['mcp'],
-      operationId: 'mcp',
-      security: [{ mcpToken: [] }]
+      operationId: 'mcp'
     },
-    config: { mcp: { action: MCP_REQUEST_ACTION, endpoint: true } }
+    config: {
+      mcp: {
+        action: MCP_REQUEST_ACTION,
+        endpoint: true,
+        openapi: ENDPOINT_DOCUMENT,
+        // the endpoint spends mcp_protocol itself (not through the chain's rate-limit step: a tool call spends its tool's bucket)
+        refusals: { 429: 'MCP_RATE_LIMITED: the token\'s user has spent the mcp_protocol budget of the last 60 s (initialize, discover, tools/list, ping, unknown tools; MCP_RATE_LIMIT_PROTOCOL_RPM), or a tool call its tool\'s budget (then an isError result)' }
+      }
+    }
   }, async (request, reply) => {
     // This request's row is written by its exchange: named after the tool it calls, with the tool's outcome.
     request.mcpAudit.skip = true
@@ -92,6 +160,12 @@ export async function mcpEndpoint (fastify: FastifyInstance): Promise<void> {
 
     const caller: ToolCaller = { services, principal: request.mcpPrincipal, log: request.log, restUrl: restUrlFor(request, prefix, services.config.PUBLIC_BASE_URL), signal: disconnected.signal }
     const scope = new CallScope(caller, exchange)
+    const direct = directCall(request, exchange.message.tool, exchange.message.id)
+    if (direct !== null) {
+      const result = await scope.call(direct.tool, direct.args)
+      return await reply.code(200).headers(SSE_HEADERS)
+        .send(`event: message\ndata: ${JSON.stringify({ jsonrpc: '2.0', id: direct.id, result })}\n\n`)
+    }
     const response = await mcp.fetch(webRequestOf(request, disconnected.signal), { authInfo: scope.authInfo(), parsedBody: request.body })
     // Fastify 5 sends a WHATWG Response (status, headers, streamed body) through its normal pipeline: onSend/onResponse still run.
     return await reply.send(response)

@@ -34,12 +34,24 @@ declare module 'fastify' {
 }
 
 /** Connections of the auth lookups: one statement answers every request of a turn of the event loop, so two carry thousands of requests a second. */
-const AUTH_POOL_MAX = 2
+export const AUTH_POOL_MAX = 2
+/** Connections of the audit writer: one batch a flush interval. */
+export const AUDIT_POOL_MAX = 2
+
+/**
+ * The PostgreSQL connections the service may hold at most with DATABASE_URL, pool by pool (the bench gives its bare
+ * variants the same total). wait_for_build's listening connection, opened by the first waiter, is not counted.
+ */
+export function gatewayConnections (config: Pick<Config, 'DB_POOL_MAX'>): { requests: number, audit: number, auth: number, total: number } {
+  const requests = config.DB_POOL_MAX
+  return { requests, audit: AUDIT_POOL_MAX, auth: AUTH_POOL_MAX, total: requests + AUDIT_POOL_MAX + AUTH_POOL_MAX }
+}
 
 async function storage (fastify: FastifyInstance, opts: { config: Config }): Promise<void> {
   const { config } = opts
   if (config.DATABASE_URL !== undefined) {
-    await fastify.register(fastifyPostgres, poolConfig({ connectionString: config.DATABASE_URL, max: config.DB_POOL_MAX }))
+    const sizes = gatewayConnections(config)
+    await fastify.register(fastifyPostgres, poolConfig({ connectionString: config.DATABASE_URL, max: sizes.requests }))
     const lost = (pool: string) => (err: Error) => { fastify.log.warn({ pool, err: err.message }, 'database connection lost') }
     survivePoolErrors(fastify.pg.pool, lost('requests'))
     const ownPool = (role: 'audit' | 'auth', max: number): Kysely<Database> => kyselyWithOwnPool({
@@ -52,8 +64,8 @@ async function storage (fastify: FastifyInstance, opts: { config: Config }): Pro
     // The audit writer has connections of its own, so a busy or locked request pool never holds it back; so do the
     // chain's token lookups and last_used_at writes, so the request pool runs only the handlers' statements
     // (docs/performance.md: why that matters for PostgreSQL's CPU per request).
-    const auditDb = ownPool('audit', 2)
-    const authDb = ownPool('auth', AUTH_POOL_MAX)
+    const auditDb = ownPool('audit', sizes.audit)
+    const authDb = ownPool('auth', sizes.auth)
     fastify.decorate('mcpStorage', {
       db: kyselyOverPool(fastify.pg.pool, { preparedStatements: config.DB_PREPARED_STATEMENTS }),
       auditDb,

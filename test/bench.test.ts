@@ -32,7 +32,7 @@ t.test('the benchmark runs end to end and accounts for every request in the audi
   const out = join(tmpdir(), `ib-mcp-bench-${process.pid}.json`)
   t.teardown(async () => { await rm(out, { force: true }) })
   const { stdout } = await run('node', [
-    'dist/bench/run.js', '--variants', 'G,a,b,d', '--rounds', '1', '--duration', '1', '--warmup', '1',
+    'dist/bench/run.js', '--variants', 'G,M,A,P,a,b,d', '--rounds', '1', '--duration', '1', '--warmup', '1',
     '--connections', '10', '--quiet-wait', '0', '--retries', '0', '--revoked-tokens', '1000', '--out', out
   ], { cwd: root, env: benchEnv(), timeout: 240_000, maxBuffer: 16 * 1024 * 1024 })
 
@@ -40,19 +40,23 @@ t.test('the benchmark runs end to end and accounts for every request in the audi
   t.match(stdout, /mcp_token 1100/, 'the revoked tokens were added')
   t.match(stdout, /exactly one row per request/)
   t.match(stdout, /chain req\/s ×\(a\)/)
+  t.match(stdout, /gateway \(G\) ×\(A\) bare Fastify, logger off, same listBuilds/)
+  t.match(stdout, /listBuilds \(A\) ×\(P\) the plain hand-written query/)
+  t.match(stdout, /MCP tools\/call list_builds \(M\) ×\(G\) its REST twin/)
+  t.match(stdout, /gateway \(G\) ×\(P\) the plain bare server/)
   t.match(stdout, /limiter alone \(d\) ×\(b\)/)
   t.match(stdout, /round 1 G: .*requests per auth query; [\d.]+ hits per Redis call/, 'the gateway reports its batched auth lookups and limiter calls')
   t.match(stdout, /round 1 d: .*[\d.]+ hits per Redis call/)
 
   const json = JSON.parse(await readFile(out, 'utf8')) as BenchJson
-  t.same(json.summary.map(s => s.variant).sort(), ['G', 'a', 'b', 'd'])
+  t.same(json.summary.map(s => s.variant).sort(), ['A', 'G', 'M', 'P', 'a', 'b', 'd'])
   for (const s of json.summary) {
     t.ok(s.reqPerSec > 0, `${s.variant} answered requests`)
     t.equal(s.non2xx + s.errors, 0, `${s.variant}: only 2xx`)
     t.ok(s.stackCpuUsPerReq > 0, `${s.variant}: CPU per request measured`)
   }
   t.ok(json.audit.ok && json.audit.rows === json.audit.answered && json.audit.rows > 0, `audit rows ${json.audit.rows} = answered ${json.audit.answered}`)
-  t.same(json.plans.map(p => p.title.split(',')[0]?.split(':')[0]), ['builds list', 'auth', 'auth', 'audit'], 'EXPLAIN plans of the four statements')
+  t.same(json.plans.map(p => p.title.split(',')[0]?.split(':')[0]), ['builds list', 'the same page as the plain hand-written query (bench/plain-query.ts', 'auth', 'auth', 'audit'], 'EXPLAIN plans of the five statements')
   t.ok(json.plans.every(p => /Execution Time/.test(p.plan)))
 
   // nothing left behind: the seeded database is dropped

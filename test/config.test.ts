@@ -44,12 +44,25 @@ t.test('a bad value names the variable', async t => {
     [{ ARTIFACT_STORAGE: 'gcs' }, /ARTIFACT_STORAGE/],
     [{ ARTIFACT_STORAGE: 's3' }, /S3_BUCKET/],
     [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL/],
-    [{ MIGRATE_ON_START: 'maybe' }, /MIGRATE_ON_START/]
+    [{ MIGRATE_ON_START: 'maybe' }, /MIGRATE_ON_START/],
+    [{ REDIS_URL: 'redis://10.0.0.1:7000,redis://10.0.0.2:7000' }, /^invalid configuration: REDIS_URL lists several nodes; set REDIS_CLUSTER=true/],
+    [{ REDIS_URL: 'redis://10.0.0.1:7000,10.0.0.2:7000', REDIS_CLUSTER: 'true' }, /^invalid configuration: REDIS_URL "10.0.0.2:7000" is not a redis/],
+    [{ REDIS_CLUSTER: 'perhaps' }, /REDIS_CLUSTER/]
   ]
   for (const [env, message] of cases) {
     t.throws(() => loadConfig(env), { name: 'Error', message }, JSON.stringify(env))
     try { loadConfig(env) } catch (err) { t.ok(err instanceof ConfigError) }
   }
+})
+
+t.test('REDIS_CLUSTER: REDIS_URL holds the seed nodes', async t => {
+  const c = loadConfig({ REDIS_URL: 'redis://:secret@10.0.0.1:7000, redis://10.0.0.2:7001', REDIS_CLUSTER: 'true' })
+  t.equal(c.REDIS_CLUSTER, true)
+  t.equal(loadConfig({}).REDIS_CLUSTER, false, 'off by default')
+  const { clusterSeeds } = await import('../core/limiter.js')
+  t.same(clusterSeeds(c.REDIS_URL ?? ''), { nodes: [{ host: '10.0.0.1', port: 7000 }, { host: '10.0.0.2', port: 7001 }], redisOptions: { password: 'secret' } })
+  t.match(clusterSeeds('rediss://u:p@h').redisOptions, { username: 'u', password: 'p', tls: {} })
+  t.same(clusterSeeds('redis://h').nodes, [{ host: 'h', port: 6379 }])
 })
 
 t.test('TRUST_PROXY forms', async t => {

@@ -1,5 +1,6 @@
 // Operations surface (SPEC §1): health, readiness, metrics, OpenAPI, body limit, trailing slashes, log redaction.
 import t from 'tap'
+import { once } from 'node:events'
 import { buildApp } from './helpers/app.js'
 import { seedFixture, FIXTURE } from '../db/seed.js'
 
@@ -8,6 +9,11 @@ const sessionJwt = await session(FIXTURE.users.demo)
 
 t.test('healthz and readyz', async t => {
   t.same((await app.inject('/healthz')).json(), { status: 'ok' })
+  // The Redis client connects in the background (nothing waits for it at start): /readyz reports what it sees now,
+  // 'degraded' until the client's 'ready' event, 'ok' after it. Wait for the event, not for a guessed time.
+  const redis = app.mcpGateway.redis
+  if (redis === null) throw new Error('the test app has a Redis client')
+  if (redis.status !== 'ready') await once(redis, 'ready')
   const ready = await app.inject('/readyz')
   t.equal(ready.statusCode, 200)
   t.match(ready.json(), { status: 'ready', database: 'ok', redis: 'ok' })

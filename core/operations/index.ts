@@ -8,10 +8,12 @@ import {
   listTestRunsOp, triggerBuildOp
 } from './data.js'
 import { waitForBuildOp } from './agent.js'
+import { CONTROL_OPERATIONS, getMyAccessLogOp } from './control.js'
 
 export * from './define.js'
 export * from './data.js'
 export * from './agent.js'
+export * from './control.js'
 
 /**
  * SPEC §11's token info. It sits with the list because its answer is every budget of the list, read with the
@@ -36,7 +38,7 @@ export const getTokenInfoOp = defineOperation({
 /** Every operation, in the order tools/list shows them (SPEC §5/§7 order first). */
 export const OPERATIONS: readonly AnyOperation[] = [
   listProjectsOp, getProjectOp, listBuildsOp, getBuildOp, listJobsOp, getJobOp, listTestRunsOp, getJobLogOp, listArtifactsOp,
-  getArtifactOp, triggerBuildOp, waitForBuildOp, getTokenInfoOp
+  getArtifactOp, triggerBuildOp, waitForBuildOp, getTokenInfoOp, ...CONTROL_OPERATIONS, getMyAccessLogOp
 ]
 
 export const OPERATIONS_BY_NAME: ReadonlyMap<string, AnyOperation> = new Map(OPERATIONS.map(op => [op.name, op]))

@@ -160,6 +160,12 @@ CREATE TABLE IF NOT EXISTS test_run (
 );
 CREATE INDEX IF NOT EXISTS test_run_job_id_idx ON test_run (job_id);
 
+-- InfraBox's abort requests: the scheduler kills the jobs named here (no primary key, as in InfraBox).
+CREATE TABLE IF NOT EXISTS abort (
+  job_id uuid NOT NULL,
+  user_id uuid
+);
+
 -- InfraBox's notifications (migrations 00001, 00014, 00024): every job insert, and every update of a job's
 -- state, restarted flag or dependencies, is announced on channel job_update as {"type", "job_id", "state"};
 -- every console insert on console_update as {"id", "job_id"}. InfraBox's API follows builds with them; the

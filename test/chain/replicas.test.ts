@@ -3,12 +3,11 @@ import t from 'tap'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
-import { exportSPKI, generateKeyPair } from 'jose'
 import { createTestDatabase, eventually } from '../helpers/db.js'
 import { deleteKeys, TEST_REDIS_URL } from '../helpers/app.js'
 import { API, addUser, bearer, redisClient, RELAXED_LIMITER } from '../helpers/chain.js'
+import { sharedInfraboxKeys, signInfraboxSession } from '../helpers/infrabox.js'
 import { FIXTURE, seedFixture } from '../../db/seed.js'
-import { signSession } from '../../core/session.js'
 import { budgetKey } from '../../core/budget.js'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
@@ -19,8 +18,7 @@ const database = await createTestDatabase(t)
 await seedFixture(database.db)
 const db = database.db
 const { projects: P } = FIXTURE
-const pair = await generateKeyPair('RS256', { modulusLength: 2048, extractable: true })
-const publicPem = await exportSPKI(pair.publicKey)
+const keys = sharedInfraboxKeys() // openssl's key files; sessions signed by node:crypto (test/helpers/infrabox.ts)
 const keyPrefix = `test_rl_replicas_${process.pid}_${randomBytes(4).toString('hex')}`
 t.teardown(async () => { await deleteKeys(keyPrefix) })
 
@@ -31,7 +29,7 @@ async function startReplica (name: string): Promise<Replica> {
     ...process.env,
     DATABASE_URL: database.url,
     REDIS_URL: TEST_REDIS_URL,
-    SESSION_JWT_PUBLIC_KEY: publicPem,
+    INFRABOX_RSA_PUBLIC_KEY_PATH: keys.pkcs1Path, // InfraBox's id_rsa.pub as PKCS#1
     TEST_LIMITER_KEY_PREFIX: keyPrefix,
     MIGRATE_ON_START: 'false',
     LOG_LEVEL: 'warn',
@@ -86,7 +84,7 @@ async function request (r: Replica, method: string, path: string, headers: Recor
 /** A user of its own (own buckets), its session, and a token made through replica `via`. */
 async function userWithToken (via: Replica, tokenBody: object = {}): Promise<{ userId: string, jwt: string, token: string, tokenId: string }> {
   const userId = await addUser(db, [P.github, P.upload, P.gerrit])
-  const jwt = await signSession(pair.privateKey, userId)
+  const jwt = signInfraboxSession(keys.privatePath, userId)
   const made = await request(via, 'POST', `${API}/tokens/`, bearer(jwt), { name: 'replica test', ...tokenBody })
   if (made.status !== 201) throw new Error(`token not created: ${made.status} ${JSON.stringify(made.body)}`)
   return { userId, jwt, token: made.body.token, tokenId: made.body.token_id }

@@ -7,14 +7,13 @@
 import t from 'tap'
 import http from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { exportSPKI, generateKeyPair } from 'jose'
 import { Redis } from 'ioredis'
 import { createTestDatabase, eventually } from '../helpers/db.js'
 import { API, addUser, bearer } from '../helpers/chain.js'
+import { sharedInfraboxKeys, signInfraboxSession } from '../helpers/infrabox.js'
 import { figures, freePort, RedisServer, report, runLoad, send, spawnGateway, tally, TcpProxy, type GatewayProcess, type Sample } from '../helpers/faults.js'
 import { scanDatabase, scanText } from '../helpers/secrets.js'
 import { FIXTURE, seedFixture } from '../../db/seed.js'
-import { signSession } from '../../core/session.js'
 import { budgetKey } from '../../core/budget.js'
 
 const LIMIT = 40 // list_projects (the default bucket class)
@@ -28,11 +27,11 @@ const db = database.db
 const { projects: P, jobs: J } = FIXTURE
 const target = new URL(database.url)
 const proxy = await TcpProxy.start(t, { host: target.hostname, port: Number(target.port === '' ? 5432 : target.port) })
-const pair = await generateKeyPair('RS256', { modulusLength: 2048, extractable: true })
+const keys = sharedInfraboxKeys() // openssl's key files; sessions signed by node:crypto (test/helpers/infrabox.ts)
 const common = {
   HOST: '127.0.0.1',
   REDIS_URL: redis.url,
-  SESSION_JWT_PUBLIC_KEY: await exportSPKI(pair.publicKey),
+  INFRABOX_RSA_PUBLIC_KEY_PATH: keys.pkcs1Path, // InfraBox's id_rsa.pub as PKCS#1
   MIGRATE_ON_START: 'false',
   LOG_LEVEL: 'info',
   MCP_RATE_LIMIT_DEFAULT_RPM: String(LIMIT),
@@ -53,7 +52,7 @@ const tokens: string[] = []
 
 async function userWithToken (body: object = {}): Promise<{ userId: string, jwt: string, token: string, tokenId: string }> {
   const userId = await addUser(db, [P.github, P.upload])
-  const jwt = await signSession(pair.privateKey, userId)
+  const jwt = signInfraboxSession(keys.privatePath, userId)
   const made = await send(A.base, { method: 'POST', path: `${API}/tokens/`, headers: bearer(jwt), body: JSON.stringify({ name: 'processes', ...body }) })
   if (made.status !== 201) throw new Error(`token not created: ${made.status} ${made.body}`)
   const { token, token_id: tokenId } = JSON.parse(made.body) as { token: string, token_id: string }

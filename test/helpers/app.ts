@@ -1,11 +1,10 @@
 // Builds the real service (app.ts) for a test: its own database, its own Redis key prefix, a session key pair.
 import { randomBytes } from 'node:crypto'
 import Fastify, { type FastifyInstance } from 'fastify'
-import { exportSPKI, generateKeyPair } from 'jose'
 import { loadConfig, type Config } from '../../config.js'
 import app, { serverOptions, type AppOptions } from '../../app.js'
-import { signSession } from '../../core/session.js'
 import { createTestDatabase, type TestDatabase } from './db.js'
+import { sharedInfraboxKeys, signInfraboxSession } from './infrabox.js'
 
 process.env.FASTIFY_AUTOLOAD_TYPESCRIPT = '1'
 
@@ -18,15 +17,8 @@ export interface TestApp {
   database: TestDatabase
   config: Config
   keyPrefix: string
-  /** a session JWT for the user, signed like InfraBox signs them */
+  /** a session JWT for the user, signed as InfraBox signs them, by node:crypto (test/helpers/infrabox.ts), not the product */
   session: (userId: string) => Promise<string>
-}
-
-let keys: Promise<{ publicPem: string, privateKey: CryptoKey }> | null = null
-function sessionKeys (): Promise<{ publicPem: string, privateKey: CryptoKey }> {
-  keys ??= generateKeyPair('RS256', { modulusLength: 2048, extractable: true })
-    .then(async pair => ({ publicPem: await exportSPKI(pair.publicKey), privateKey: pair.privateKey }))
-  return keys
 }
 
 export interface BuildOptions {
@@ -49,11 +41,11 @@ export interface BuildOptions {
 export async function buildApp (t: Teardown, opts: BuildOptions = {}): Promise<TestApp> {
   const database = opts.database ?? await createTestDatabase(t)
   if (opts.seed !== undefined) await opts.seed(database)
-  const { publicPem, privateKey } = await sessionKeys()
+  const keys = sharedInfraboxKeys() // made by openssl; the service reads the public half from its file, as in production
   const keyPrefix = `test_rl_${process.pid}_${randomBytes(4).toString('hex')}`
   const config = loadConfig({
     DATABASE_URL: database.url,
-    SESSION_JWT_PUBLIC_KEY: publicPem,
+    INFRABOX_RSA_PUBLIC_KEY_PATH: keys.spkiPath,
     LOG_LEVEL: 'silent',
     AUDIT_FLUSH_MS: '20',
     ...(opts.redis === false ? {} : { REDIS_URL: TEST_REDIS_URL }),
@@ -74,7 +66,7 @@ export async function buildApp (t: Teardown, opts: BuildOptions = {}): Promise<T
     await fastify.close()
     if (opts.redis !== false) await deleteKeys(keyPrefix)
   })
-  return { app: fastify, database, config, keyPrefix, session: async (userId) => await signSession(privateKey, userId) }
+  return { app: fastify, database, config, keyPrefix, session: async (userId) => signInfraboxSession(keys.privatePath, userId) }
 }
 
 /** Removes a test's Redis keys (SCAN by prefix). */

@@ -1,14 +1,14 @@
 // Shared steps of the chain tests (test/chain/): tokens through the real admin route, auth headers, error bodies, audit rows, metrics.
-import { randomBytes, randomUUID } from 'node:crypto'
+import { randomUUID } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import type { Kysely } from 'kysely'
 import type { Test } from 'tap'
 import { Redis } from 'ioredis'
 import { REASON } from '../../lib/errors.js'
-import { hashToken, hasValidChecksum } from '../../core/token.js'
 import type { Database, EnabledProjects } from '../../db/schema.js'
 import type { CreatedToken } from '../../schemas/tokens.js'
 import { TEST_REDIS_URL } from './app.js'
+import { pythonMint } from './infrabox.js'
 
 export const API = '/api/v1/mcp'
 
@@ -43,13 +43,13 @@ export async function revokeToken (app: FastifyInstance, sessionJwt: string, tok
   if (res.statusCode !== 200) throw new Error(`token not revoked: ${res.statusCode} ${res.body}`)
 }
 
-/** 48 random hex without the gateway's CRC-32 tail: what InfraBox's Python layer minted. */
+/**
+ * A token minted by python3 as InfraBox's Python layer mints them ('ib_mcp_' + secrets.token_hex(24), no checksum),
+ * its id and hash computed there by hashlib (test/helpers/infrabox.ts): not by the gateway's own functions.
+ */
 export function pythonMintedToken (): { token: string, tokenId: string, tokenHash: string } {
-  for (;;) {
-    const token = `ib_mcp_${randomBytes(24).toString('hex')}`
-    if (hasValidChecksum(token)) continue // one in 2^32: keep the simulation honest
-    return { token, tokenId: token.slice(7, 23), tokenHash: hashToken(token) }
-  }
+  const minted = pythonMint()
+  return { token: minted.token, tokenId: minted.token_id, tokenHash: minted.token_hash }
 }
 
 /**

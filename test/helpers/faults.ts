@@ -356,7 +356,7 @@ export async function spawnGateway (t: Teardown, script: string, env: NodeJS.Pro
       const port = Number(m[1] ?? m[2])
       return { child, port, base: `http://127.0.0.1:${port}`, output: () => out, exited }
     }
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${script} exited before listening:\n${out}`)
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${script} exited (${String(child.exitCode ?? child.signalCode)}) before listening:\n${out}`)
     if (Date.now() > deadline) throw new Error(`${script} did not listen in time:\n${out}`)
     await sleep(50)
   }

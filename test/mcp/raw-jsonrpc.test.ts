@@ -2,13 +2,14 @@
 import t, { type Test } from 'tap'
 import { Value } from 'typebox/value'
 import { FIXTURE } from '../../db/seed.js'
-import { listBuildsOp, listProjectsOp } from '../../core/operations/index.js'
+import { listBuildsOp, listProjectsOp, OPERATIONS } from '../../core/operations/index.js'
 import { mintToken, post, startMcpApp, type HttpAnswer } from '../helpers/mcp.js'
 
 const { projects: P } = FIXTURE
 const LEGACY = '2025-11-25'
 const MODERN = '2026-07-28'
-const TOOL_COUNT = 13
+/** What a token without allow_trigger is shown (SPEC §14): every tool but those that change builds. */
+const TOOL_COUNT = OPERATIONS.filter(op => !op.trigger).length
 
 // TRUST_PROXY: the artifact links below are built from X-Forwarded-Proto/Host when the proxy is trusted.
 const { app, endpoint, session } = await startMcpApp(t, { env: { TRUST_PROXY: 'true' } })

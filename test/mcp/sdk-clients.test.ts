@@ -11,7 +11,8 @@ import { TOOLS } from '../../mcp/server.js'
 import { connectV1, connectV2, linksOf, mintToken, rowsOnce, startMcpApp, textOf, type CallResult, type McpSession } from '../helpers/mcp.js'
 
 const { projects: P, builds: B, jobs: J } = FIXTURE
-const TOOL_NAMES = ['list_projects', 'get_project', 'list_builds', 'get_build', 'list_jobs', 'get_job', 'list_test_runs', 'get_job_log', 'list_artifacts', 'get_artifact', 'trigger_build', 'wait_for_build', 'get_token_info']
+const TOOL_NAMES = ['list_projects', 'get_project', 'list_builds', 'get_build', 'list_jobs', 'get_job', 'list_test_runs', 'get_job_log', 'list_artifacts', 'get_artifact', 'trigger_build', 'wait_for_build', 'get_token_info',
+  'restart_build', 'restart_job', 'rerun_job', 'retry_failed_jobs', 'abort_build', 'abort_job', 'get_my_access_log']
 
 const { app, database, endpoint, session } = await startMcpApp(t, { limits: { default: 10_000, log: 10_000, artifact: 10_000, trigger: 10_000 } })
 const demoSession = await session(FIXTURE.users.demo)
@@ -60,7 +61,7 @@ for (const [label, connect, version] of connectors) {
       return await c.call(name, args)
     }
 
-    await t.test('tools/list: all 13 with titles, descriptions, schemas and all four annotations', async t => {
+    await t.test(`tools/list: all ${TOOL_NAMES.length} with titles, descriptions, schemas and all four annotations`, async t => {
       const listed = await client.list()
       t.same(listed.map(tool => tool.name), TOOL_NAMES)
       for (const tool of listed) {
@@ -76,10 +77,9 @@ for (const [label, connect, version] of connectors) {
         for (const hint of ['readOnlyHint', 'destructiveHint', 'idempotentHint', 'openWorldHint']) {
           t.type(annotations[hint], 'boolean', `${tool.name}: ${hint} set explicitly`)
         }
-        const reads = tool.name !== 'trigger_build'
-        t.equal(annotations['readOnlyHint'], reads, `${tool.name}: readOnlyHint`)
+        t.equal(annotations['readOnlyHint'], !ours.trigger, `${tool.name}: readOnlyHint (false only for what changes builds)`)
         t.equal(annotations['openWorldHint'], false, `${tool.name}: openWorldHint`)
-        t.equal(annotations['destructiveHint'], false, `${tool.name}: destructiveHint`)
+        t.equal(annotations['destructiveHint'], tool.name.startsWith('abort_'), `${tool.name}: destructiveHint (true only for aborts)`)
       }
       const builds = listed.find(tool => tool.name === 'list_builds')
       t.same(builds?.inputSchema['required'], ['projectId'], 'limit has a default, so only projectId is required')

@@ -2,7 +2,8 @@
 import t from 'tap'
 import { randomUUID } from 'node:crypto'
 import { buildApp, auditSettled } from '../helpers/app.js'
-import { hasValidChecksum, hashToken, isWellFormedToken } from '../../core/token.js'
+import { hasValidChecksum, isWellFormedToken } from '../../core/token.js'
+import { pythonFacts } from '../helpers/infrabox.js'
 
 const alice = randomUUID()
 const bob = randomUUID()
@@ -49,7 +50,11 @@ t.test('create: 201 with the secret once, no-store, stored hashed', async t => {
   const days = (Date.parse(body.expires_at) - Date.now()) / 86_400_000
   t.ok(days > 6.99 && days <= 7, 'expires in 7 days')
   const row = await database.db.selectFrom('mcp_token').selectAll().where('token_id', '=', body.token_id).executeTakeFirstOrThrow()
-  t.equal(row.token_hash, hashToken(body.token))
+  // InfraBox's definitions, computed by python3 (hashlib, zlib), not by the gateway's hashToken
+  const [py] = pythonFacts([body.token])
+  t.equal(row.token_hash, py?.token_hash, 'token_hash is hashlib.sha256(token).hexdigest()')
+  t.equal(row.token_id, py?.token_id, 'token_id is token[7:23]')
+  t.equal(py?.crc32_ok, true, 'the tail is zlib.crc32 of the 40 hex before it')
   t.notOk(JSON.stringify(row).includes(body.token), 'plain token not stored')
 })
 

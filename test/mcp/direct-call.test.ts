@@ -1,0 +1,57 @@
+// The endpoint's direct path for 2025-era tools/call (mcp/endpoint.ts directCall): the same answer, row and
+// budget as the SDK gives the same call, and every message it does not own still reaches the SDK.
+import t from 'tap'
+import { FIXTURE } from '../../db/seed.js'
+import { mcpRows, mintToken, post, startMcpApp } from '../helpers/mcp.js'
+
+const { app, endpoint, database, session } = await startMcpApp(t)
+const { token } = await mintToken(app, await session(FIXTURE.users.demo), { enabled_projects: { [FIXTURE.projects.github]: null } })
+const auth = { authorization: `Bearer ${token}`, 'mcp-protocol-version': '2025-11-25' }
+
+/** The call as the direct path takes it, and the same call with an extra params key (which only the SDK serves). */
+async function bothWays (name: string, args: Record<string, unknown>): Promise<{ direct: Awaited<ReturnType<typeof post>>, sdk: Awaited<ReturnType<typeof post>> }> {
+  const direct = await post(endpoint, { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name, arguments: args } }, auth)
+  const sdk = await post(endpoint, { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name, arguments: args, via: 'sdk' } }, auth)
+  return { direct, sdk }
+}
+
+const cases: Array<[string, string, Record<string, unknown>]> = [
+  ['a success', 'list_builds', { projectId: FIXTURE.projects.github, limit: 2 }],
+  ['a detail', 'get_build', { projectId: FIXTURE.projects.github, buildId: FIXTURE.builds.b1 }],
+  ['invalid arguments', 'list_builds', { projectId: 'not-a-uuid' }],
+  ['a project out of the token\'s scope', 'list_builds', { projectId: FIXTURE.projects.gerrit }],
+  ['a trigger the token may not make', 'trigger_build', { projectId: FIXTURE.projects.github, branch: 'main' }]
+]
+
+for (const [what, name, args] of cases) {
+  t.test(`${what}: ${name} answers the same on both paths`, async t => {
+    const { direct, sdk } = await bothWays(name, args)
+    t.equal(direct.status, 200)
+    t.equal(sdk.status, 200)
+    t.equal(direct.headers.get('content-type'), sdk.headers.get('content-type'), 'framed as the SDK frames it')
+    t.equal(direct.headers.get('cache-control'), sdk.headers.get('cache-control'))
+    t.same(direct.messages, sdk.messages, 'the same JSON-RPC message')
+    t.equal(direct.messages.length, 1)
+  })
+}
+
+t.test('every call leaves one row named after its tool, the same on both paths', async t => {
+  const rows = (await mcpRows(app, database.db)).filter(r => r.action !== 'mcp_request')
+  t.equal(rows.length, cases.length * 2)
+  for (let i = 0; i < rows.length; i += 2) {
+    const [direct, sdk] = [rows[i], rows[i + 1]]
+    t.same([direct?.action, direct?.outcome, direct?.status_code, direct?.project_id], [sdk?.action, sdk?.outcome, sdk?.status_code, sdk?.project_id])
+  }
+})
+
+t.test('what the direct path does not own still reaches the SDK and its refusals', async t => {
+  const call = { jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'list_projects', arguments: {} } }
+  const noSse = await post(endpoint, call, { ...auth, accept: 'application/json' })
+  t.equal(noSse.status, 406, 'Accept without text/event-stream: the SDK\'s 406')
+  const oldVersion = await post(endpoint, call, { ...auth, 'mcp-protocol-version': '1999-01-01' })
+  t.equal(oldVersion.status, 400, 'an unsupported protocol version: the SDK\'s 400')
+  const noId = await post(endpoint, { jsonrpc: '2.0', method: 'tools/call', params: { name: 'list_projects', arguments: {} } }, auth)
+  t.equal(noId.status, 202, 'a notification (no id) is accepted without an answer, as the SDK does')
+  const badArgs = await post(endpoint, { ...call, params: { name: 'list_projects', arguments: 'x' } }, auth)
+  t.match(badArgs.messages[0], { error: { code: Number } }, 'arguments that are not an object: the SDK\'s JSON-RPC error')
+})
