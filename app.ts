@@ -5,6 +5,7 @@ import type { Server } from 'node:http'
 import type { FastifyHttpOptions, FastifyInstance } from 'fastify'
 import { artifactRoot, parseTrustProxy, type Config } from './config.js'
 import { applyInfraboxSubset, migrateGateway } from './db/migrate.js'
+import { detectInfraboxSchema } from './db/infrabox-version.js'
 import { createRedisClient, createRedisClusterClient, type RedisClient } from './core/limiter.js'
 import { createMetrics } from './core/metrics.js'
 import { createServices, type BucketLimits, type GatewayServices } from './core/services.js'
@@ -108,6 +109,10 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
     if (applied.length > 0) fastify.log.info({ applied }, 'gateway migrations applied')
   }
 
+  // Which InfraBox this is (SPEC §2): read once; a missing required column stops the start with one line.
+  const infrabox = await detectInfraboxSchema(storage.db)
+  fastify.log.info({ infraboxSchema: infrabox.version, recorded: infrabox.recorded, columns: infrabox.columns }, 'InfraBox schema found')
+
   const keys = await loadSessionKeys({
     publicKeyPem: config.SESSION_JWT_PUBLIC_KEY,
     publicKeyPath: config.INFRABOX_RSA_PUBLIC_KEY_PATH,
@@ -148,6 +153,7 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
     metrics: createMetrics({ defaultMetrics: true }),
     log: fastify.log,
     listen: storage.listen,
+    infrabox: infrabox.columns,
     ...(opts.limiterKeyPrefix !== undefined ? { limiterKeyPrefix: opts.limiterKeyPrefix } : {})
   })
 

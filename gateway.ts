@@ -3,13 +3,16 @@ import { fileURLToPath } from 'node:url'
 import autoload from '@fastify/autoload'
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import type { Kysely } from 'kysely'
+import type { PostgresDb } from '@fastify/postgres'
 import { loadConfig, sessionAllowedOrigins, type Config } from './config.js'
 import type { Database } from './db/schema.js'
+import { kyselyOverPool } from './db/connect.js'
+import { detectInfraboxSchema } from './db/infrabox-version.js'
 import type { Metrics } from './core/metrics.js'
 import { createServices, type BucketLimits, type GatewayServices } from './core/services.js'
-import type { ListenConnector } from './core/notifier.js'
+import { pgListenConnector, type ListenConnector } from './core/notifier.js'
 import type { RedisClient } from './core/limiter.js'
-import { jwtSessionAuthenticator, type SessionAuthenticator, type SessionKeys } from './core/session.js'
+import { jwtSessionAuthenticator, loadSessionKeys, type SessionAuthenticator, type SessionKeys } from './core/session.js'
 import { errorHandler } from './plugins/errors.js'
 import { gatewayNotFoundHandler } from './plugins/not-found.js'
 import auditStep from './plugins/audit.js'
@@ -26,6 +29,7 @@ import { mcpOAuth } from './oauth/routes.js'
 import { resourceMetadataChallenge } from './oauth/discovery.js'
 import { oauthSettings, oauthUrls, type OAuthOptions } from './oauth/settings.js'
 import { openapiDocument } from './plugins/openapi.js'
+import { mcpRouteConfig } from './core/route-config.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -39,17 +43,20 @@ declare module 'fastify' {
 export interface McpGatewayOptions {
   /** a fully built set of services (the standalone server makes one); otherwise built from the fields below */
   services?: GatewayServices
+  /** InfraBox's database; default: a Kysely over the host's `fastify.pg` pool (@fastify/postgres), which stays the host's */
   db?: Kysely<Database>
   /** connections for the audit writer (default: db) */
   auditDb?: Kysely<Database>
   /** connections for the chain's token lookups and last_used_at writes (default: db); a small pool of their own keeps them apart from the handlers' statements */
   authDb?: Kysely<Database>
-  /** an ioredis client or Cluster (createRedisClient / createRedisClusterClient); null: the in-process limiter */
+  /** the limiter's Redis, an ioredis client or Cluster (createRedisClient / createRedisClusterClient); default: the host's `fastify.redis` (@fastify/redis) when registered, else the in-process limiter (also with null) */
   redis?: RedisClient | null
   /** replaces InfraBox's JWT session check on the token routes */
   authenticateSession?: SessionAuthenticator
+  /** InfraBox's session key; default: read from INFRABOX_RSA_PUBLIC_KEY_PATH / SESSION_JWT_PUBLIC_KEY */
   sessionKeys?: SessionKeys
   limits?: Partial<BucketLimits>
+  /** settings over the environment's (the gateway reads the same variables as the standalone service) */
   config?: Partial<Config>
   metrics?: Metrics
   /** Redis key prefix of the limiter (default ib_mcp_rl) */
@@ -68,30 +75,63 @@ export interface McpGatewayOptions {
 
 const routesDir = (sub: string): string => fileURLToPath(new URL(`./routes/${sub}`, import.meta.url))
 
-function servicesFrom (fastify: FastifyInstance, opts: McpGatewayOptions): GatewayServices {
-  if (opts.db === undefined) throw new Error('mcpGateway needs `db` (a Kysely<Database>) or `services`')
-  const config = { ...loadConfig({}), ...opts.config }
-  const db = opts.db
+/** The host's `@fastify/postgres` pool (its default one, not a named one), when it registered the plugin. */
+function hostPool (fastify: FastifyInstance): PostgresDb['pool'] | undefined {
+  return fastify.hasDecorator('pg') ? fastify.pg.pool : undefined
+}
+
+const isRedisClient = (value: unknown): value is RedisClient =>
+  typeof value === 'object' && value !== null &&
+  typeof Reflect.get(value, 'defineCommand') === 'function' && typeof Reflect.get(value, 'evalsha') === 'function'
+
+/** The host's `@fastify/redis` client (its default one), when it registered the plugin. */
+function hostRedis (fastify: FastifyInstance): RedisClient | undefined {
+  if (!fastify.hasDecorator('redis')) return undefined
+  const client: unknown = Reflect.get(fastify, 'redis')
+  if (isRedisClient(client)) return client
+  // only named (namespaced) clients: which one is the limiter's is the host's choice (the `redis` option)
+  fastify.log.warn('mcpGateway: fastify.redis holds no default client (only named ones); the limiter runs in-process unless `redis` is given')
+  return undefined
+}
+
+async function servicesFrom (fastify: FastifyInstance, opts: McpGatewayOptions): Promise<GatewayServices> {
+  // The gateway's settings (budgets, token limits, OAuth addresses…) come from the environment, as in the standalone service.
+  const config = { ...loadConfig(process.env), ...opts.config }
+  const pool = opts.db === undefined ? hostPool(fastify) : undefined
+  const db = opts.db ?? (pool !== undefined ? kyselyOverPool(pool, { preparedStatements: config.DB_PREPARED_STATEMENTS }) : undefined)
+  if (db === undefined) throw new Error('mcpGateway needs `db` (a Kysely<Database>), `services`, or @fastify/postgres registered on the host before it')
+  const sessionKeys = opts.sessionKeys ?? (opts.authenticateSession === undefined
+    ? await loadSessionKeys({ publicKeyPem: config.SESSION_JWT_PUBLIC_KEY, publicKeyPath: config.INFRABOX_RSA_PUBLIC_KEY_PATH }) ?? undefined
+    : undefined)
   const authenticateSession = opts.authenticateSession ??
-    (opts.sessionKeys !== undefined ? jwtSessionAuthenticator(opts.sessionKeys, db) : undefined)
-  if (authenticateSession === undefined) throw new Error('mcpGateway needs `authenticateSession` or `sessionKeys` for the token routes')
+    (sessionKeys !== undefined ? jwtSessionAuthenticator(sessionKeys, db) : undefined)
+  if (authenticateSession === undefined) {
+    throw new Error('mcpGateway needs `authenticateSession`, `sessionKeys`, or INFRABOX_RSA_PUBLIC_KEY_PATH / SESSION_JWT_PUBLIC_KEY for the token routes')
+  }
+  const infrabox = await detectInfraboxSchema(db)
+  fastify.log.info({ infraboxSchema: infrabox.version, recorded: infrabox.recorded, columns: infrabox.columns }, 'InfraBox schema found')
+  // wait_for_build listens on a connection of its own to the host's database when the pool says where that is.
+  const connectionString = pool?.options.connectionString
+  const listen = opts.listen ?? (typeof connectionString === 'string' ? pgListenConnector(connectionString) : undefined)
   return createServices({
     config,
     db,
     auditDb: opts.auditDb ?? db,
     authDb: opts.authDb ?? db,
-    redis: opts.redis ?? null,
+    infrabox: infrabox.columns,
+    // explicit options win; `redis: null` keeps the in-process limiter even beside a host's client
+    redis: opts.redis !== undefined ? opts.redis : hostRedis(fastify) ?? null,
     authenticateSession,
     limits: opts.limits ?? {},
     ...(opts.metrics !== undefined ? { metrics: opts.metrics } : {}),
     ...(opts.limiterKeyPrefix !== undefined ? { limiterKeyPrefix: opts.limiterKeyPrefix } : {}),
-    ...(opts.listen !== undefined ? { listen: opts.listen } : {}),
+    ...(listen !== undefined ? { listen } : {}),
     log: fastify.log
   })
 }
 
 export const mcpGateway: FastifyPluginAsync<McpGatewayOptions> = async (fastify, opts) => {
-  const services = opts.services ?? servicesFrom(fastify, opts)
+  const services = opts.services ?? await servicesFrom(fastify, opts)
   if (opts.services === undefined) fastify.addHook('onClose', async () => { await services.close() })
   // Before the server waits for its in-flight requests: a waiting wait_for_build answers now (finished: false), and
   // answers sent from now on close their connection (Fastify marks only requests that arrive during the close), so
@@ -115,7 +155,7 @@ export const mcpGateway: FastifyPluginAsync<McpGatewayOptions> = async (fastify,
     publicBaseUrl: () => oauth !== null ? oauth.baseUrl() : services.config.PUBLIC_BASE_URL ?? null,
     oauth: oauth === null ? null : () => { const urls = oauthUrls(oauth); return { authorizationUrl: urls.authorize, tokenUrl: urls.token } }
   })
-  fastify.get('/openapi.json', { schema: { hide: true }, config: { mcp: { audit: false } } }, async () => fastify.swagger())
+  fastify.get('/openapi.json', { schema: { hide: true }, config: mcpRouteConfig({ audit: false }) }, async () => fastify.swagger())
 
   // Token administration: an InfraBox session, never an MCP token (the guard and the session step refuse those).
   await fastify.register(async function tokenAdministration (admin) {

@@ -13,3 +13,11 @@ export { createRedisClient, createRedisClusterClient, type RedisClient } from '.
 export type { BucketLimits, GatewayServices } from './core/services.js'
 export { mintToken, hasValidChecksum, isWellFormedToken } from './core/token.js'
 export { pgListenConnector, type ListenConnector } from './core/notifier.js'
+// The gateway's additions to Fastify's types (`request.mcp*`, `fastify.mcp*`, route `config.mcp`) live beside their
+// plugins; these lines put those files into a host's program, so the host sees the declarations it runs with.
+export type {} from './plugins/mcp-auth.js'
+export type {} from './plugins/audit.js'
+export type {} from './plugins/session-auth.js'
+export type {} from './plugins/project-access.js'
+export type {} from './plugins/storage.js'
+export type { McpRouteConfig } from './core/route-config.js'

@@ -55,7 +55,7 @@ function printDemo (address: string, demo: DemoInfo): void {
     '',
     `  export SESSION='${session}'`,
     '',
-    '  # create an MCP token (shown once) as the demo user:',
+    '  # create an MCP token (shown once) as the demo user; each run of this export line mints a new token:',
     `  export MCP_TOKEN=$(curl -s -X POST ${base}${MCP_PREFIX}/tokens/ -H "Authorization: Bearer $SESSION" -H 'content-type: application/json' -d '{"name":"demo agent","allow_trigger":true}' | node -pe 'JSON.parse(require("fs").readFileSync(0, "utf8")).token')`,
     '',
     '  # use it:',

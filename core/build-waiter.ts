@@ -2,6 +2,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { Kysely } from 'kysely'
 import { getBuild } from '../db/builds.js'
+import { SCHEMA_47_COLUMNS, type InfraboxColumns } from '../db/infrabox-version.js'
 import type { Database } from '../db/schema.js'
 import type { BuildDetail } from '../schemas/data.js'
 import { GatewayError } from '../lib/errors.js'
@@ -46,6 +47,8 @@ export interface BuildWaitersOptions {
   pollMs?: number
   /** how long a waiter waits for the listening connection before its first check (it re-checks when the connection comes). Default 2000 */
   listenWaitMs?: number
+  /** the InfraBox columns found at start (default: schema 47's) */
+  infrabox?: InfraboxColumns
 }
 
 interface JobUpdate { job_id?: unknown, state?: unknown }
@@ -64,6 +67,7 @@ const isJobUpdate = (value: unknown): value is JobUpdate => typeof value === 'ob
  */
 export class BuildWaiters {
   readonly #db: Kysely<Database>
+  readonly #columns: InfraboxColumns
   readonly #notifier: Notifier | null
   readonly #log: FastifyBaseLogger
   readonly #listenWaitMs: number
@@ -79,6 +83,7 @@ export class BuildWaiters {
 
   constructor (db: Kysely<Database>, notifier: Notifier | null, opts: BuildWaitersOptions) {
     this.#db = db
+    this.#columns = opts.infrabox ?? SCHEMA_47_COLUMNS
     this.#notifier = notifier
     this.#log = opts.log
     this.#pollMs = opts.pollMs ?? 1000
@@ -142,7 +147,7 @@ export class BuildWaiters {
     watch.checking = true
     watch.again = false
     this.checks++
-    getBuild(this.#db, watch.projectId, watch.buildId).then(build => {
+    getBuild(this.#db, watch.projectId, watch.buildId, this.#columns).then(build => {
       watch.checking = false
       this.#observe(watch, build)
     }, (err: unknown) => {

@@ -71,3 +71,15 @@ declare module 'fastify' {
     mcp?: McpRouteConfig
   }
 }
+
+/**
+ * A gateway route's `config`: its own settings under `mcp`, and `rateLimit: false`, the documented opt-out of a
+ * host's `@fastify/rate-limit` (which, registered with `global: true`, would otherwise put its per-address limit on
+ * every route, ours included). The gateway limits per user itself (SPEC §4). The key is set, not declared: a
+ * declaration of `rateLimit` here would clash with the one `@fastify/rate-limit` adds to a host's types.
+ */
+export function mcpRouteConfig (mcp: McpRouteConfig): { mcp: McpRouteConfig } {
+  const config = { mcp }
+  Reflect.set(config, 'rateLimit', false)
+  return config
+}

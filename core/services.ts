@@ -4,6 +4,7 @@ import type { Kysely } from 'kysely'
 import { artifactRoot, type Config } from '../config.js'
 import { FsArtifactStore, S3ArtifactStore, type ArtifactStore } from './artifact-store.js'
 import type { Database } from '../db/schema.js'
+import { SCHEMA_47_COLUMNS, type InfraboxColumns } from '../db/infrabox-version.js'
 import { AuditWriter } from './audit-writer.js'
 import { MemorySlidingWindow, RedisSlidingWindow, type RateLimitStore, type RedisClient } from './limiter.js'
 import { LimiterHealth, type BucketLimits, type BudgetDeps } from './budget.js'
@@ -21,6 +22,8 @@ export type { BucketLimits }
 export interface GatewayServices extends BudgetDeps {
   config: Config
   db: Kysely<Database>
+  /** which InfraBox columns the queries read and write (detected once at start; SPEC §2) */
+  infrabox: InfraboxColumns
   redis: RedisClient | null
   limiterKind: 'redis' | 'memory'
   audit: AuditWriter
@@ -59,6 +62,8 @@ export interface ServiceInputs {
   limiterKeyPrefix?: string
   /** how to LISTEN for InfraBox's notifications (a dedicated connection); without it waiters are re-checked once a second by one process-wide timer */
   listen?: ListenConnector
+  /** the InfraBox columns found at start (detectInfraboxSchema); default: schema 47's */
+  infrabox?: InfraboxColumns
 }
 
 export function limitsFrom (config: Config, overrides: Partial<BucketLimits> = {}): BucketLimits {
@@ -104,7 +109,8 @@ export function createServices (inp: ServiceInputs): GatewayServices {
   const usage = new TokenUsage(inp.authDb ?? inp.db, inp.log)
   const artifacts = inp.artifactStore ?? artifactStoreFrom(inp.config)
   const notifier = inp.listen === undefined ? null : new Notifier(inp.listen, [JOB_UPDATE, CONSOLE_UPDATE], { log: inp.log })
-  const waiters = new BuildWaiters(inp.db, notifier, { log: inp.log })
+  const infrabox = inp.infrabox ?? SCHEMA_47_COLUMNS
+  const waiters = new BuildWaiters(inp.db, notifier, { log: inp.log, infrabox })
   const limits = limitsFrom(inp.config, inp.limits)
   const limiterKeyPrefix = inp.limiterKeyPrefix ?? 'ib_mcp_rl'
   const limiterHealth = new LimiterHealth()
@@ -112,6 +118,7 @@ export function createServices (inp: ServiceInputs): GatewayServices {
   return {
     config: inp.config,
     db: inp.db,
+    infrabox,
     redis,
     limiter,
     limiterKind: redis !== null ? 'redis' : 'memory',

@@ -3,9 +3,10 @@ import { sql, type ExpressionBuilder, type Kysely } from 'kysely'
 import { decodeCursor, encodeCursor } from '../lib/cursor.js'
 import { notFound } from '../lib/errors.js'
 import { BUILD_STATUSES, type BuildDetail, type BuildPage, type BuildStatus, type BuildSummary } from '../schemas/data.js'
-import { compiledShape, compiledShapes, type Slots } from './compiled.js'
+import { compiledShapes, type Slots } from './compiled.js'
 import { jobsOfBuild } from './jobs.js'
 import type { Database, JobState } from './schema.js'
+import { SCHEMA_47_COLUMNS, type InfraboxColumns } from './infrabox-version.js'
 
 export interface ListBuildsOptions {
   branch?: string | undefined
@@ -43,7 +44,9 @@ function repositoriesOf (db: Kysely<Database>, projectId: string) {
  * commit is looked up. The commit is matched on its sha and the build's project (the same sha can
  * exist in other projects). A list reads only the commit's branch; one build (`detail`) its whole commit.
  */
-function buildsOfProject (db: Kysely<Database>, projectId: string) {
+function buildsOfProject (db: Kysely<Database>, projectId: string, columns: InfraboxColumns) {
+  // before InfraBox 00047 (schema 46) a build has no source: null, in a query of the same shape
+  const source = columns.buildSource ? sql<string | null>`build.source` : sql<string | null>`null::varchar`
   return db
     .selectFrom('build')
     .innerJoinLateral(
@@ -80,7 +83,7 @@ function buildsOfProject (db: Kysely<Database>, projectId: string) {
       join => join.onTrue()
     )
     .select([
-      'build.id', 'build.build_number', 'build.restart_counter', 'build.commit_id', 'build.source', 'build_commit.branch',
+      'build.id', 'build.build_number', 'build.restart_counter', 'build.commit_id', source.as('source'), 'build_commit.branch',
       'build_jobs.created_at', 'build_jobs.finished_at', 'build_jobs.status'
     ])
     .where('build.project_id', '=', projectId)
@@ -124,8 +127,13 @@ function toSummary (row: BuildRow): BuildSummary {
   }
 }
 
-/** Which optional filters a listing uses: each combination is its own shape, compiled once. */
-type ListShape = `${'' | 'branch'}/${BuildStatus | ''}/${'' | 'after'}`
+/** Which optional filters a listing uses, and whether the database has build.source: each combination is its own shape, compiled once. */
+type ListShape = `${'' | 'branch'}/${BuildStatus | ''}/${'' | 'after'}/${ColumnsKey}`
+
+/** The InfraBox column variant (InfraboxColumns, chosen at start) as a shape key. */
+type ColumnsKey = 'source' | 'nosource'
+const columnsKey = (columns: InfraboxColumns): ColumnsKey => columns.buildSource ? 'source' : 'nosource'
+const columnsOf = (key: string | undefined): InfraboxColumns => ({ buildSource: key !== 'nosource' })
 
 interface ListValues extends Record<string, unknown> {
   projectId: string
@@ -136,8 +144,8 @@ interface ListValues extends Record<string, unknown> {
 }
 
 const listShapes = compiledShapes<ListShape, ListValues, BuildRow>((db, v, shape) => {
-  const [branch, status, after] = shape.split('/')
-  let query = buildsOfProject(db, v.projectId)
+  const [branch, status, after, columns] = shape.split('/')
+  let query = buildsOfProject(db, v.projectId, columnsOf(columns))
   if (branch === 'branch') {
     // The semi-join narrows the walk to builds of the branch's commits; the second test keeps it
     // exact for the commit row actually shown.
@@ -178,9 +186,9 @@ const listShapes = compiledShapes<ListShape, ListValues, BuildRow>((db, v, shape
  * stays exact. The walk follows the unique index build (project_id, build_number, restart_counter)
  * backwards; the cursor is the last (build_number, restart_counter) served.
  */
-export async function listBuilds (db: Kysely<Database>, projectId: string, opts: ListBuildsOptions): Promise<BuildPage> {
+export async function listBuilds (db: Kysely<Database>, projectId: string, opts: ListBuildsOptions, columns: InfraboxColumns = SCHEMA_47_COLUMNS): Promise<BuildPage> {
   const after = opts.cursor === undefined ? null : decodeCursor(CURSOR_KIND, opts.cursor, ['number', 'number'])
-  const shape: ListShape = `${opts.branch === undefined ? '' : 'branch'}/${opts.status ?? ''}/${after === null ? '' : 'after'}`
+  const shape: ListShape = `${opts.branch === undefined ? '' : 'branch'}/${opts.status ?? ''}/${after === null ? '' : 'after'}/${columnsKey(columns)}`
   const rows = await listShapes(shape).execute(db, {
     projectId,
     branch: opts.branch ?? '',
@@ -199,13 +207,13 @@ export async function listBuilds (db: Kysely<Database>, projectId: string, opts:
   }
 }
 
-const buildShape = compiledShape((db, v: Slots<{ projectId: string, buildId: string }>) => buildsOfProject(db, v.projectId)
+const buildShapes = compiledShapes((db, v: Slots<{ projectId: string, buildId: string }>, columns: ColumnsKey) => buildsOfProject(db, v.projectId, columnsOf(columns))
   .select(['build_commit.id as commit_row_sha', 'build_commit.message', 'build_commit.author_name', 'build_commit.author_email', 'build_commit.url'])
   .where('build.id', '=', v.buildId))
 
 /** One build with its commit and all its jobs; 404 when the id is not a build of this project. */
-export async function getBuild (db: Kysely<Database>, projectId: string, buildId: string): Promise<BuildDetail> {
-  const [row] = await buildShape.execute(db, { projectId, buildId })
+export async function getBuild (db: Kysely<Database>, projectId: string, buildId: string, columns: InfraboxColumns = SCHEMA_47_COLUMNS): Promise<BuildDetail> {
+  const [row] = await buildShapes(columnsKey(columns)).execute(db, { projectId, buildId })
   if (row === undefined) throw notFound(`build ${buildId} not found in project ${projectId}`)
   const jobs = await jobsOfBuild(db, projectId, buildId)
   return {

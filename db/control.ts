@@ -4,6 +4,7 @@ import { sql, type Kysely, type Selectable, type Transaction } from 'kysely'
 import { conflict, notFound } from '../lib/errors.js'
 import type { AbortResult, RestartedBuild, RestartedJob, RestartedJobs } from '../schemas/control.js'
 import type { Database, JobState, JobTable, JobType, Json } from './schema.js'
+import { SCHEMA_47_COLUMNS, type InfraboxColumns } from './infrabox-version.js'
 
 /** Who acts: the token's owner (InfraBox's abort.user_id, the console note) and the token, named in that note. */
 export interface Actor {
@@ -205,7 +206,7 @@ async function cloneJobs (trx: Transaction<Database>, actor: Actor, buildId: str
  * under InfraBox's `LOCK TABLE build IN EXCLUSIVE MODE`, so concurrent restarts and triggers get distinct rows.
  * A build without a Create Jobs job (the Python layer's defect 7) has nothing to clone: 409.
  */
-export async function restartBuild (db: Kysely<Database>, actor: Actor, projectId: string, buildId: string): Promise<RestartedBuild> {
+export async function restartBuild (db: Kysely<Database>, actor: Actor, projectId: string, buildId: string, columns: InfraboxColumns = SCHEMA_47_COLUMNS): Promise<RestartedBuild> {
   return await db.transaction().execute(async trx => {
     const old = await trx.selectFrom('build')
       .select(['commit_id', 'build_number', 'source_upload_id'])
@@ -234,7 +235,8 @@ export async function restartBuild (db: Kysely<Database>, actor: Actor, projectI
       project_id: projectId,
       restart_counter: restartCounter,
       source_upload_id: old.source_upload_id,
-      source: 'mcp'
+      // InfraBox 00047's column; an older InfraBox has none and the insert leaves it out
+      ...(columns.buildSource ? { source: 'mcp' } : {})
     }).execute()
     const jobId = randomUUID()
     await trx.insertInto('job').values({

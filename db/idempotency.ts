@@ -5,6 +5,7 @@ import { conflict, unprocessable } from '../lib/errors.js'
 import type { TriggerBody, TriggerResult } from '../schemas/data.js'
 import type { Database } from './schema.js'
 import { triggerBuildIn, type TriggerProject } from './trigger.js'
+import { SCHEMA_47_COLUMNS, type InfraboxColumns } from './infrabox-version.js'
 
 /** How long a key answers with its first build. */
 export const IDEMPOTENCY_TTL_HOURS = 24
@@ -33,7 +34,7 @@ export function triggerRequestHash (projectId: string, body: TriggerBody): strin
  * fails (422, 409) rolls its claim back: errors are not remembered, a corrected retry may use the key again.
  * The same key with another project or body is 422. The token's expired keys are dropped on the way.
  */
-export async function triggerOnce (db: Kysely<Database>, tokenId: string, key: string, project: TriggerProject, body: TriggerBody): Promise<IdempotentTriggerOutcome> {
+export async function triggerOnce (db: Kysely<Database>, tokenId: string, key: string, project: TriggerProject, body: TriggerBody, columns: InfraboxColumns = SCHEMA_47_COLUMNS): Promise<IdempotentTriggerOutcome> {
   const requestHash = triggerRequestHash(project.id, body)
   const expired = sql<Date>`now() - make_interval(hours => ${IDEMPOTENCY_TTL_HOURS})`
   return await db.transaction().execute(async trx => {
@@ -48,7 +49,7 @@ export async function triggerOnce (db: Kysely<Database>, tokenId: string, key: s
       .executeTakeFirst()
 
     if (claimed !== undefined) {
-      const result = await triggerBuildIn(trx, project, body)
+      const result = await triggerBuildIn(trx, project, body, columns)
       await trx.updateTable('mcp_trigger_idempotency')
         .set({ build_id: result.build.id, build_number: result.build.build_number, restart_counter: result.build.restart_counter })
         .where('token_id', '=', tokenId)

@@ -4,6 +4,7 @@ import { sql, type Kysely, type Transaction } from 'kysely'
 import { badRequest, conflict, unprocessable } from '../lib/errors.js'
 import type { TriggerBody, TriggerResult } from '../schemas/data.js'
 import type { Database, ProjectType } from './schema.js'
+import { SCHEMA_47_COLUMNS, type InfraboxColumns } from './infrabox-version.js'
 
 export interface TriggerProject {
   id: string
@@ -43,12 +44,12 @@ type Source =
  * concurrent triggers, ours or InfraBox's, get distinct numbers. Writes no audit row: the audit
  * plugin does, on its own connection, after this transaction ends (defect 3).
  */
-export async function triggerBuild (db: Kysely<Database>, project: TriggerProject, body: TriggerBody): Promise<TriggerResult> {
-  return await db.transaction().execute(async trx => await triggerBuildIn(trx, project, body))
+export async function triggerBuild (db: Kysely<Database>, project: TriggerProject, body: TriggerBody, columns: InfraboxColumns = SCHEMA_47_COLUMNS): Promise<TriggerResult> {
+  return await db.transaction().execute(async trx => await triggerBuildIn(trx, project, body, columns))
 }
 
 /** triggerBuild inside a transaction the caller holds (an idempotent trigger records its key in the same one). */
-export async function triggerBuildIn (trx: Transaction<Database>, project: TriggerProject, body: TriggerBody): Promise<TriggerResult> {
+export async function triggerBuildIn (trx: Transaction<Database>, project: TriggerProject, body: TriggerBody, columns: InfraboxColumns = SCHEMA_47_COLUMNS): Promise<TriggerResult> {
   // Resolved before the lock: the lock blocks every build insert in InfraBox, so hold it briefly.
   const source = await resolveSource(trx, project, body)
 
@@ -68,7 +69,8 @@ export async function triggerBuildIn (trx: Transaction<Database>, project: Trigg
     restart_counter: 1,
     commit_id: source.kind === 'git' ? source.commitId : null,
     source_upload_id: source.kind === 'upload' ? source.sourceUploadId : null,
-    source: 'mcp'
+    // InfraBox 00047's column; an older InfraBox has none and the insert leaves it out
+    ...(columns.buildSource ? { source: 'mcp' } : {})
   }).execute()
 
   const env = body.env !== undefined && Object.keys(body.env).length > 0 ? body.env : null

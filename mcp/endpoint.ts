@@ -6,9 +6,9 @@ import { restUrlFor } from '../core/links.js'
 import { LISTEN_REFUSAL, MCP_REQUEST_ACTION, McpExchange, readMessage } from './exchange.js'
 import { CallScope, createRequestServer, TOOLS_BY_NAME } from './server.js'
 import type { McpTool, ToolCaller } from './tools.js'
-import type { RouteDocument } from '../core/route-config.js'
-import { JsonRpcErrorResponse, JsonRpcRequest, JsonRpcResponse } from '../schemas/mcp.js'
 import { spendBudget, type BudgetRule } from '../core/budget.js'
+import { JsonRpcErrorResponse, JsonRpcRequest, JsonRpcResponse } from '../schemas/mcp.js'
+import { mcpRouteConfig, type RouteDocument } from '../core/route-config.js'
 
 /** The budget of MCP traffic that is not a tool call (MCP_RATE_LIMIT_PROTOCOL_RPM). */
 export const PROTOCOL_BUDGET = { bucket: 'mcp_protocol', rpm: 'protocol' } as const satisfies BudgetRule
@@ -120,15 +120,13 @@ export async function mcpEndpoint (fastify: FastifyInstance): Promise<void> {
         'The tools mirror the REST routes and share their budgets and audit actions.',
       operationId: 'mcp'
     },
-    config: {
-      mcp: {
-        action: MCP_REQUEST_ACTION,
-        endpoint: true,
-        openapi: ENDPOINT_DOCUMENT,
-        // the endpoint spends mcp_protocol itself (not through the chain's rate-limit step: a tool call spends its tool's bucket)
-        refusals: { 429: 'MCP_RATE_LIMITED: the token\'s user has spent the mcp_protocol budget of the last 60 s (initialize, discover, tools/list, ping, unknown tools; MCP_RATE_LIMIT_PROTOCOL_RPM), or a tool call its tool\'s budget (then an isError result)' }
-      }
-    }
+    config: mcpRouteConfig({
+      action: MCP_REQUEST_ACTION,
+      endpoint: true,
+      openapi: ENDPOINT_DOCUMENT,
+      // the endpoint spends mcp_protocol itself (not through the chain's rate-limit step: a tool call spends its tool's bucket)
+      refusals: { 429: 'MCP_RATE_LIMITED: the token\'s user has spent the mcp_protocol budget of the last 60 s (initialize, discover, tools/list, ping, unknown tools; MCP_RATE_LIMIT_PROTOCOL_RPM), or a tool call its tool\'s budget (then an isError result)' }
+    })
   }, async (request, reply) => {
     // This request's row is written by its exchange: named after the tool it calls, with the tool's outcome.
     request.mcpAudit.skip = true
@@ -176,7 +174,7 @@ export async function mcpEndpoint (fastify: FastifyInstance): Promise<void> {
     url: '/',
     schema: { hide: true },
     // every request to the endpoint spends a budget (SPEC §13.3): these the protocol's, through the chain's rate-limit step
-    config: { mcp: { action: MCP_REQUEST_ACTION, endpoint: true, ...PROTOCOL_BUDGET } },
+    config: mcpRouteConfig({ action: MCP_REQUEST_ACTION, endpoint: true, ...PROTOCOL_BUDGET }),
     handler: async (request, reply) => {
       // most clients GET first to look for an event stream: normal, so visible at info, not only at debug
       request.log.info({ method: request.method }, 'MCP endpoint: GET/DELETE answered 405 (stateless: POST only)')

@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { errorBody } from '../lib/errors.js'
 import { oauthDiscovery } from '../oauth/discovery.js'
 import type { OAuthAddress } from '../oauth/settings.js'
+import { mcpRouteConfig } from '../core/route-config.js'
 
 /** RFC 9728 (protected resource) and RFC 8414 (authorization server) documents, bare and path-suffixed. */
 const DISCOVERY_DOCUMENTS = ['oauth-protected-resource', 'oauth-authorization-server']
@@ -22,7 +23,7 @@ export interface WellKnownOptions {
  */
 /** While OAuth is off: the OAuth paths under the gateway's prefix (`/oauth/*`, `/register`) answer the same 404 sentence. */
 export async function oauthOffPaths (fastify: FastifyInstance): Promise<void> {
-  const config = { mcp: { oauth: 'json' as const, audit: false } }
+  const config = mcpRouteConfig({ oauth: 'json' as const, audit: false })
   const handler = async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
     request.log.info({ path: request.url.split('?')[0] }, 'OAuth endpoint probed while OAuth is off: answered 404')
     return await reply.code(404).send(errorBody(404, 'MCP_NOT_FOUND', NOT_OAUTH))
@@ -39,7 +40,7 @@ export async function mcpWellKnown (fastify: FastifyInstance, opts: WellKnownOpt
     return await reply.code(404).send(errorBody(404, 'MCP_NOT_FOUND', message))
   }
   // Clients that probe after a 401 carry their (old) token here: they get this answer, not a guard refusal.
-  const config = { mcp: { oauth: 'json' as const } }
+  const config = mcpRouteConfig({ oauth: 'json' as const })
   for (const document of DISCOVERY_DOCUMENTS) {
     const urls = settings === null ? [`/.well-known/${document}`, `/.well-known/${document}/*`] : [`/.well-known/${document}/*`]
     for (const url of urls) fastify.get(url, { schema: { hide: true }, config }, notHere)

@@ -2,7 +2,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply } from 'fastify'
 import { oauthUrls, SCOPES, type OAuthAddress } from './settings.js'
-import '../core/route-config.js'
+import { mcpRouteConfig } from '../core/route-config.js'
 
 export function protectedResourceMetadata (s: OAuthAddress) {
   const urls = oauthUrls(s)
@@ -49,7 +49,7 @@ export function allowAnyOrigin (reply: FastifyReply): FastifyReply {
  */
 export async function oauthDiscovery (fastify: FastifyInstance, opts: { settings: OAuthAddress }): Promise<void> {
   const { settings } = opts
-  const config = { mcp: { oauth: 'json' as const, audit: false } }
+  const config = mcpRouteConfig({ oauth: 'json' as const, audit: false })
   const serve = (paths: string[], document: () => object, summary: string): void => {
     for (const url of paths) {
       fastify.get(url, { schema: { hide: true, summary }, config }, async (_request, reply) =>

@@ -9,14 +9,13 @@ import { hashToken, isWellFormedToken, sameHash, tokenIdOf } from '../core/token
 import type { SessionUser } from '../core/session.js'
 import { collaborationsOf, countLiveEntries, displayNameOf, endGrant, findRefreshToken, grantByTokenId, oauthFormKey, type GrantState } from '../db/oauth.js'
 import { ConsentForm, OAuthErrorBody, RegisteredClient, RevokeRequest, TokenRequest, TokenResponse } from '../schemas/oauth.js'
-import type { RouteDocument } from '../core/route-config.js'
 import {
   AuthorizationPageError, AuthorizationRedirectError, checkAuthorizationRequest, consentProof, consentProofValid, errorRedirect,
   sameResource, type AuthorizationRequest, type Fields
 } from './authorization-request.js'
 import { ClientError, registerClient } from './clients.js'
 import { allowAnyOrigin } from './discovery.js'
-import '../core/route-config.js'
+import { mcpRouteConfig, type RouteDocument } from '../core/route-config.js'
 import { ConsentingUser, grantModel, newExchangeReport, refreshTokenHash, type Consent } from './model.js'
 import { consentPage, demoLoginPage, errorPage, pageSecurityPolicy } from './pages.js'
 import { oauthUrls, TRIGGER_SCOPE, type OAuthSettings } from './settings.js'
@@ -178,7 +177,7 @@ export async function mcpOAuth (fastify: FastifyInstance, opts: McpOAuthOptions)
   fastify.get('/authorize', {
     // no querystring schema: a bad request is answered with a page (or an error redirect), never Fastify's 400
     schema: { summary: 'Authorization endpoint: the consent page (HTML)', operationId: 'oauth_authorize', security: [{ session: [] }, {}] },
-    config: { mcp: { audit: false, bucket: 'oauth', rpm: settings.rpm, oauth: 'page', openapi: AUTHORIZE_DOCUMENT } }
+    config: mcpRouteConfig({ audit: false, bucket: 'oauth', rpm: settings.rpm, oauth: 'page', openapi: AUTHORIZE_DOCUMENT })
   }, async (request, reply) => {
     const r = await authorizationRequest(fieldsOf(request.query), reply)
     if (r === null) return reply
@@ -200,7 +199,7 @@ export async function mcpOAuth (fastify: FastifyInstance, opts: McpOAuthOptions)
 
   fastify.post('/authorize', {
     schema: { summary: 'Consent decision (form post of the consent page)', security: [{ session: [] }] },
-    config: { mcp: { action: 'oauth_consent', bucket: 'oauth', rpm: settings.rpm, oauth: 'page', openapi: CONSENT_DOCUMENT } }
+    config: mcpRouteConfig({ action: 'oauth_consent', bucket: 'oauth', rpm: settings.rpm, oauth: 'page', openapi: CONSENT_DOCUMENT })
   }, async (request, reply) => {
     const fields = fieldsOf(request.body)
     // The consent must come from the page this gateway served: same origin, and the page's own anti-forgery value.
@@ -284,7 +283,7 @@ export async function mcpOAuth (fastify: FastifyInstance, opts: McpOAuthOptions)
 
   // ------------------------------------------------------------------ token
 
-  fastify.options('/token', { schema: { hide: true }, config: { mcp: { audit: false } } }, async (_request, reply) => await allowAnyOrigin(reply).code(204).send())
+  fastify.options('/token', { schema: { hide: true }, config: mcpRouteConfig({ audit: false }) }, async (_request, reply) => await allowAnyOrigin(reply).code(204).send())
   fastify.post('/token', {
     schema: {
       summary: 'Token endpoint: exchange a code (PKCE S256) or rotate a refresh token; the access token is an ib_mcp_ token',
@@ -294,17 +293,15 @@ export async function mcpOAuth (fastify: FastifyInstance, opts: McpOAuthOptions)
       security: []
     },
     attachValidation: true,
-    config: {
-      mcp: {
-        action: 'oauth_token',
-        bucket: 'oauth',
-        rpm: settings.rpm,
-        refusals: {
-          400: 'OAuth error: invalid_request (a field missing or malformed), invalid_grant (a code or refresh token that is unknown, used, expired, or bound to another client, redirect URI or PKCE verifier; a refresh token presented twice ends the grant), unsupported_grant_type, invalid_target (a resource other than the MCP endpoint)',
-          401: 'OAuth error invalid_client: the client is unknown'
-        }
+    config: mcpRouteConfig({
+      action: 'oauth_token',
+      bucket: 'oauth',
+      rpm: settings.rpm,
+      refusals: {
+        400: 'OAuth error: invalid_request (a field missing or malformed), invalid_grant (a code or refresh token that is unknown, used, expired, or bound to another client, redirect URI or PKCE verifier; a refresh token presented twice ends the grant), unsupported_grant_type, invalid_target (a resource other than the MCP endpoint)',
+        401: 'OAuth error invalid_client: the client is unknown'
       }
-    }
+    })
   }, async (request, reply) => {
     allowAnyOrigin(reply).header('cache-control', 'no-store').header('pragma', 'no-cache')
     const fields = fieldsOf(request.body)
@@ -349,7 +346,7 @@ export async function mcpOAuth (fastify: FastifyInstance, opts: McpOAuthOptions)
 
   // ------------------------------------------------------------------ register (RFC 7591)
 
-  fastify.options('/register', { schema: { hide: true }, config: { mcp: { audit: false } } }, async (_request, reply) => await allowAnyOrigin(reply).code(204).send())
+  fastify.options('/register', { schema: { hide: true }, config: mcpRouteConfig({ audit: false }) }, async (_request, reply) => await allowAnyOrigin(reply).code(204).send())
   fastify.post('/register', {
     schema: {
       summary: 'Dynamic client registration (RFC 7591); every client is public and uses PKCE',
@@ -357,14 +354,12 @@ export async function mcpOAuth (fastify: FastifyInstance, opts: McpOAuthOptions)
       response: { 201: RegisteredClient, 400: OAuthErrorBody },
       security: []
     },
-    config: {
-      mcp: {
-        action: 'oauth_register',
-        bucket: 'oauth_register',
-        rpm: settings.registerRpm,
-        refusals: { 400: 'OAuth error invalid_redirect_uri (not https, nor http on a loopback address) or invalid_client_metadata' }
-      }
-    }
+    config: mcpRouteConfig({
+      action: 'oauth_register',
+      bucket: 'oauth_register',
+      rpm: settings.registerRpm,
+      refusals: { 400: 'OAuth error invalid_redirect_uri (not https, nor http on a loopback address) or invalid_client_metadata' }
+    })
   }, async (request, reply) => {
     allowAnyOrigin(reply).header('cache-control', 'no-store')
     try {
@@ -390,7 +385,7 @@ export async function mcpOAuth (fastify: FastifyInstance, opts: McpOAuthOptions)
 
   // ------------------------------------------------------------------ revoke (RFC 7009)
 
-  fastify.options('/revoke', { schema: { hide: true }, config: { mcp: { audit: false } } }, async (_request, reply) => await allowAnyOrigin(reply).code(204).send())
+  fastify.options('/revoke', { schema: { hide: true }, config: mcpRouteConfig({ audit: false }) }, async (_request, reply) => await allowAnyOrigin(reply).code(204).send())
   fastify.post('/revoke', {
     schema: {
       summary: 'Token revocation (RFC 7009): an access or refresh token ends its whole grant',
@@ -400,7 +395,7 @@ export async function mcpOAuth (fastify: FastifyInstance, opts: McpOAuthOptions)
       security: []
     },
     attachValidation: true,
-    config: { mcp: { action: 'oauth_revoke', bucket: 'oauth', rpm: settings.rpm, refusals: { 400: 'OAuth error invalid_request: token and client_id are required' } } }
+    config: mcpRouteConfig({ action: 'oauth_revoke', bucket: 'oauth', rpm: settings.rpm, refusals: { 400: 'OAuth error invalid_request: token and client_id are required' } })
   }, async (request, reply) => {
     allowAnyOrigin(reply).header('cache-control', 'no-store')
     const fields = fieldsOf(request.body)
@@ -440,11 +435,11 @@ export async function mcpOAuth (fastify: FastifyInstance, opts: McpOAuthOptions)
     const safeReturn = (value: string | null): string => value !== null && value.startsWith(authorizePath) ? value : `${settings.prefix}/oauth/authorize`
     fastify.get('/login', {
       schema: { hide: true },
-      config: { mcp: { audit: false, bucket: 'oauth', rpm: settings.rpm, oauth: 'page' } }
+      config: mcpRouteConfig({ audit: false, bucket: 'oauth', rpm: settings.rpm, oauth: 'page' })
     }, async (request, reply) => await sendPage(reply, 200, demoLoginPage(`${settings.prefix}/oauth/login`, safeReturn(one(fieldsOf(request.query), 'return_to')))))
     fastify.post('/login', {
       schema: { hide: true },
-      config: { mcp: { audit: false, bucket: 'oauth', rpm: settings.rpm, oauth: 'page' } }
+      config: mcpRouteConfig({ audit: false, bucket: 'oauth', rpm: settings.rpm, oauth: 'page' })
     }, async (request, reply) => {
       const origin = request.headers.origin
       if (origin !== undefined && origin !== new URL(settings.baseUrl()).origin) {

@@ -1,7 +1,7 @@
 // Turns an operation into its REST route: method, schemas, the chain's config under config.mcp, and a thin handler. Not autoloaded: route files below call it.
 import type { FastifyInstance, FastifyRequest, RouteOptions } from 'fastify'
 import { restUrlFor } from '../core/links.js'
-import { OPENAPI_TAGS } from '../core/route-config.js'
+import { mcpRouteConfig, OPENAPI_TAGS } from '../core/route-config.js'
 import type { Static, TObject } from '@fastify/type-provider-typebox'
 import type { AnyOperation, Operation, OperationContext } from '../core/operations/index.js'
 import { IdempotencyHeaders } from '../schemas/agent.js'
@@ -46,9 +46,7 @@ export function operationRoute (fastify: FastifyInstance, op: AnyOperation, over
       ...(op.idempotencyKey === true ? { headers: IdempotencyHeaders } : {}),
       response: { [op.successStatus]: op.output }
     },
-    config: {
-      mcp: { action: op.name, bucket: op.bucket, rpm: op.rpm, failClosed: op.failClosed, trigger: op.trigger, ...(op.refusals !== undefined ? { refusals: op.refusals } : {}) }
-    },
+    config: mcpRouteConfig({ action: op.name, bucket: op.bucket, rpm: op.rpm, failClosed: op.failClosed, trigger: op.trigger, ...(op.refusals !== undefined ? { refusals: op.refusals } : {}) }),
     // A POST may come without a body (`curl -X POST`): it is validated as {}, so an action whose fields are all optional needs none (JSON `null` is still a 400).
     ...(op.method === 'POST' ? { preValidation: absentBodyIsEmpty } : {}),
     handler: async (request, reply) => {

@@ -40,7 +40,7 @@ export const restartBuildOp = defineOperation({
   output: RestartedBuild,
   successStatus: 201,
   annotations: RESTARTS,
-  run: async (ctx, args) => await restartBuild(ctx.services.db, actorOf(ctx), projectOf(ctx).id, args.buildId)
+  run: async (ctx, args) => await restartBuild(ctx.services.db, actorOf(ctx), projectOf(ctx).id, args.buildId, ctx.services.infrabox)
 })
 
 export const restartJobOp = defineOperation({

@@ -65,7 +65,7 @@ export const listBuildsOp = defineOperation({
   params: ProjectParams,
   input: BuildsQuery,
   output: BuildPage,
-  run: async (ctx, args) => await listBuilds(ctx.services.db, projectOf(ctx).id, { branch: args.branch, status: args.status, limit: args.limit, cursor: args.cursor })
+  run: async (ctx, args) => await listBuilds(ctx.services.db, projectOf(ctx).id, { branch: args.branch, status: args.status, limit: args.limit, cursor: args.cursor }, ctx.services.infrabox)
 })
 
 export const getBuildOp = defineOperation({
@@ -80,7 +80,7 @@ export const getBuildOp = defineOperation({
   params: BuildParams,
   input: NoQuery,
   output: BuildDetail,
-  run: async (ctx, args) => await getBuild(ctx.services.db, projectOf(ctx).id, args.buildId)
+  run: async (ctx, args) => await getBuild(ctx.services.db, projectOf(ctx).id, args.buildId, ctx.services.infrabox)
 })
 
 export const listJobsOp = defineOperation({
@@ -226,7 +226,7 @@ export const triggerBuildOp = defineOperation({
     checkTriggerEnv(args.env)
     const target = { id: project.id, type: project.type }
     const body = { branch: args.branch, sha: args.sha, env: args.env }
-    if (ctx.idempotencyKey === undefined) return await triggerBuild(ctx.services.db, target, body)
-    return (await triggerOnce(ctx.services.db, ctx.principal.tokenId, ctx.idempotencyKey, target, body)).result
+    if (ctx.idempotencyKey === undefined) return await triggerBuild(ctx.services.db, target, body, ctx.services.infrabox)
+    return (await triggerOnce(ctx.services.db, ctx.principal.tokenId, ctx.idempotencyKey, target, body, ctx.services.infrabox)).result
   }
 })

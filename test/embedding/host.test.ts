@@ -1,8 +1,16 @@
-// SPEC §8: the gateway and its guard registered into a host Fastify app with its own routes and auth.
-import t from 'tap'
-import Fastify, { type FastifyError } from 'fastify'
+// SPEC §8: the gateway as a guest in a realistic host gateway. The host registers @fastify/postgres, @fastify/redis,
+// @fastify/rate-limit (once `global: true`, once `global: false`), @fastify/cookie and its own auth, then the guard and
+// `mcpGateway` with only a `prefix`: the gateway takes the host's pool and Redis client, its routes keep its own
+// per-user limits (the host's limiter never counts or refuses them), and the host's routes keep working.
+import t, { type Test } from 'tap'
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify'
+import fastifyPostgres from '@fastify/postgres'
+import fastifyRedis from '@fastify/redis'
+import fastifyRateLimit from '@fastify/rate-limit'
+import fastifyCookie from '@fastify/cookie'
 import { randomUUID } from 'node:crypto'
-import { mcpGateway, mcpTokenGuard, createRedisClient } from '../../index.js'
+import { exportSPKI, generateKeyPair } from 'jose'
+import { mcpGateway, mcpTokenGuard, signSession } from '../../index.js'
 import { createTestDatabase, eventually } from '../helpers/db.js'
 import { deleteKeys, TEST_REDIS_URL } from '../helpers/app.js'
 import { seedFixture, FIXTURE } from '../../db/seed.js'
@@ -11,78 +19,126 @@ process.env.FASTIFY_AUTOLOAD_TYPESCRIPT = '1'
 
 const database = await createTestDatabase(t)
 await seedFixture(database.db)
-const redis = createRedisClient(TEST_REDIS_URL)
-const prefix = `test_host_${process.pid}_${randomUUID().slice(0, 8)}`
 
-// The host: its own session scheme (a header), its own error format, its own routes.
-const host = Fastify({ logger: false })
-host.setErrorHandler((err: FastifyError, _req, reply) => { void reply.code(err.statusCode ?? 500).send({ hostError: err.message }) })
-const hostUser = (headers: Record<string, string | string[] | undefined>): string | null => {
-  const v = headers['x-host-user']
-  return typeof v === 'string' ? v : null
+// InfraBox's session key, as a host running beside InfraBox has it in its environment; the gateway reads it there.
+const pair = await generateKeyPair('RS256', { modulusLength: 2048, extractable: true })
+process.env.SESSION_JWT_PUBLIC_KEY = await exportSPKI(pair.publicKey)
+for (const k of ['MCP_RATE_LIMIT_DEFAULT_RPM', 'PUBLIC_BASE_URL']) Reflect.deleteProperty(process.env, k)
+
+const HOST_MAX = 5 // the host's own per-address limit, far below the gateway's 30 per user and bucket
+const GATEWAY_RPM = 30 // MCP_RATE_LIMIT_DEFAULT_RPM's default
+
+/** A user of this test alone: the gateway's limiter keys (default prefix) hold the user id, so no other test shares them. */
+async function newUser (): Promise<string> {
+  const id = randomUUID()
+  await database.db.insertInto('user').values({ id, username: `host-${id.slice(0, 8)}`, name: 'Host User', email: `${id}@host.local` }).execute()
+  await database.db.insertInto('collaborator').values([
+    { user_id: id, project_id: FIXTURE.projects.github, role: 'Owner' },
+    { user_id: id, project_id: FIXTURE.projects.upload, role: 'Developer' }
+  ]).execute()
+  t.teardown(async () => { await deleteKeys(`ib_mcp_rl:{${id}}`) })
+  return id
 }
-host.get('/api/v1/projects', async (request, reply) => {
-  if (hostUser(request.headers) === null) return await reply.code(401).send({ hostError: 'log in' })
-  return { host: 'projects' }
-})
-host.get('/health', async () => ({ host: 'ok' }))
 
-await host.register(mcpTokenGuard)
-await host.register(mcpGateway, {
-  prefix: '/api/v1/mcp',
-  db: database.db,
-  redis,
-  authenticateSession: async (request) => {
-    const id = hostUser(request.headers)
-    return id === null ? null : { id }
-  },
-  limits: { default: 100 },
-  limiterKeyPrefix: prefix
-})
-await host.ready()
-t.teardown(async () => {
-  await host.close()
-  await deleteKeys(prefix)
-  redis.disconnect()
-})
+/** The host: its plugins, its own cookie session and error format, its routes; then the guard and the gateway. */
+async function buildHost (t: Test, global: boolean): Promise<FastifyInstance> {
+  const host = Fastify({ logger: false })
+  await host.register(fastifyPostgres, { connectionString: database.url, max: 4 })
+  await host.register(fastifyRedis, { url: TEST_REDIS_URL })
+  await host.register(fastifyRateLimit, { global, max: HOST_MAX, timeWindow: '1 minute' })
+  await host.register(fastifyCookie)
+  host.setErrorHandler((err: FastifyError, _req, reply) => { void reply.code(err.statusCode ?? 500).send({ hostError: err.message }) })
 
-const asDemo = { 'x-host-user': FIXTURE.users.demo }
+  await host.register(async function hostRoutes (scope) {
+    // the host's own auth: its session cookie, parsed by @fastify/cookie, on its own routes
+    scope.addHook('onRequest', async (request, reply) => {
+      if (request.url === '/health') return
+      if (request.cookies.host_session !== 'valid') await reply.code(401).send({ hostError: 'log in' })
+    })
+    // a route of the host, limited by its limiter (under global: false only because it asks to be)
+    scope.get('/api/v1/projects', { config: { rateLimit: { max: HOST_MAX, timeWindow: '1 minute' } } }, async () => ({ host: 'projects' }))
+    scope.get('/health', async () => ({ host: 'ok' }))
+  })
 
-t.test('the host keeps its routes and its auth', async t => {
-  t.same((await host.inject({ method: 'GET', url: '/health' })).json(), { host: 'ok' })
-  t.equal((await host.inject({ method: 'GET', url: '/api/v1/projects' })).statusCode, 401)
-  t.same((await host.inject({ method: 'GET', url: '/api/v1/projects', headers: asDemo })).json(), { host: 'projects' })
-})
+  await host.register(mcpTokenGuard)
+  await host.register(mcpGateway, { prefix: '/api/v1/mcp' })
+  await host.ready()
+  t.teardown(async () => { await host.close() })
+  return host
+}
 
-let token = ''
-t.test('token administration through the host\'s authenticateSession, dashboard trailing slash', async t => {
-  const created = await host.inject({ method: 'POST', url: '/api/v1/mcp/tokens/', headers: asDemo, payload: { name: 'host agent' } })
-  t.equal(created.statusCode, 201)
-  token = created.json().token
-  t.equal((await host.inject({ method: 'GET', url: '/api/v1/mcp/tokens/', headers: asDemo })).json().length, 1)
-  t.equal((await host.inject({ method: 'GET', url: '/api/v1/mcp/tokens' })).statusCode, 401)
-})
+const hostHeaders = ['x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset']
 
-t.test('the chain serves MCP tokens under the prefix', async t => {
-  const res = await host.inject({ method: 'GET', url: '/api/v1/mcp/projects', headers: { authorization: `Bearer ${token}` } })
-  t.equal(res.statusCode, 200)
-  t.ok(res.json().items.length > 0)
-  t.equal(res.headers['x-ratelimit-limit'], '100')
-  const refused = await host.inject({ method: 'GET', url: `/api/v1/mcp/projects/${FIXTURE.projects.public}`, headers: { authorization: `Bearer ${token}` } })
-  t.equal(refused.statusCode, 403)
-  t.equal(refused.json().code, 'MCP_PROJECT_FORBIDDEN', 'gateway errors keep the gateway format inside its prefix')
-})
+for (const global of [true, false]) {
+  t.test(`host with @fastify/rate-limit global: ${global}`, async t => {
+    const host = await buildHost(t, global)
+    const userId = await newUser()
+    const session = await signSession(pair.privateKey, userId)
 
-t.test('the guard refuses MCP tokens on the host\'s routes, audited', async t => {
-  for (const headers of [{ authorization: `Bearer ${token}` }, { authorization: `token ${token}`, ...asDemo }, { cookie: `token=${token}` }]) {
-    const res = await host.inject({ method: 'GET', url: '/api/v1/projects', headers })
-    t.equal(res.statusCode, 403)
-    t.equal(res.json().code, 'MCP_FORBIDDEN_PATH')
-  }
-  t.equal((await host.inject({ method: 'GET', url: '/health', headers: { authorization: `Bearer ${token}` } })).statusCode, 403)
-  t.equal((await host.inject({ method: 'GET', url: '/api/v1/mcp/tokens', headers: { authorization: `Bearer ${token}` } })).statusCode, 403)
-  const forbidden = database.db.selectFrom('mcp_access_log').select(['action', 'path', 'token_id']).where('action', '=', 'forbidden_path')
-  t.ok(await eventually(async () => (await forbidden.execute()).length === 5), 'five audit rows, written off the request path')
-  const rows = await forbidden.execute()
-  t.ok(rows.every(r => r.token_id === token.slice(7, 23)))
-})
+    t.test('the host keeps its routes, its auth and its limiter', async t => {
+      t.same((await host.inject({ method: 'GET', url: '/health' })).json(), { host: 'ok' })
+      t.equal((await host.inject({ method: 'GET', url: '/api/v1/projects' })).statusCode, 401)
+      const cookies = { host_session: 'valid' }
+      // (the 401 above did not count: the host's auth hook is the scope's, its limiter the route's, which runs after)
+      for (let i = 1; i <= HOST_MAX; i++) {
+        const res = await host.inject({ method: 'GET', url: '/api/v1/projects', cookies })
+        t.same(res.json(), { host: 'projects' })
+        t.equal(res.headers['x-ratelimit-limit'], String(HOST_MAX), 'the host limiter\'s headers on the host\'s route')
+      }
+      const refused = await host.inject({ method: 'GET', url: '/api/v1/projects', cookies })
+      t.equal(refused.statusCode, 429, 'the host limiter refuses the host\'s route past its max')
+    })
+
+    let token = ''
+    t.test('token administration: the InfraBox session (key from the environment) over the host\'s pool, the cookie parsed by the host too', async t => {
+      const created = await host.inject({ method: 'POST', url: '/api/v1/mcp/tokens/', headers: { authorization: `Bearer ${session}` }, payload: { name: 'host agent' } })
+      t.equal(created.statusCode, 201)
+      token = created.json().token
+      for (let i = 0; i < HOST_MAX + 2; i++) {
+        const list = await host.inject({ method: 'GET', url: '/api/v1/mcp/tokens/', cookies: { token: session } })
+        t.equal(list.statusCode, 200, `token list ${i + 1}: not limited by the host`)
+        t.equal(list.json().length, 1)
+        for (const h of hostHeaders) t.notOk(h in list.headers, `no ${h} on a gateway route the gateway does not limit`)
+      }
+      t.equal((await host.inject({ method: 'GET', url: '/api/v1/mcp/tokens' })).statusCode, 401)
+      for (let i = 0; i < HOST_MAX + 2; i++) {
+        const doc = await host.inject({ method: 'GET', url: '/api/v1/mcp/openapi.json' })
+        t.equal(doc.statusCode, 200)
+        t.notOk('x-ratelimit-limit' in doc.headers)
+      }
+    })
+
+    t.test('the chain: the gateway\'s own per-user limit in the host\'s Redis; the host limiter never counts or refuses', async t => {
+      const auth = { authorization: `Bearer ${token}` }
+      for (let i = 1; i <= GATEWAY_RPM; i++) {
+        const res = await host.inject({ method: 'GET', url: '/api/v1/mcp/projects', headers: auth })
+        t.equal(res.statusCode, 200, `call ${i} served`)
+        t.equal(res.headers['x-ratelimit-limit'], String(GATEWAY_RPM), 'the gateway\'s limit in the headers, not the host\'s')
+        t.equal(res.headers['x-ratelimit-remaining'], String(GATEWAY_RPM - i))
+      }
+      const refused = await host.inject({ method: 'GET', url: '/api/v1/mcp/projects', headers: auth })
+      t.equal(refused.statusCode, 429, `call ${GATEWAY_RPM + 1} refused`)
+      t.equal(refused.json().code, 'MCP_RATE_LIMITED', 'by the gateway (its error body and code), not by the host plugin')
+      t.ok(refused.headers['retry-after'] !== undefined)
+      // the window lives in the host's Redis (fastify.redis), under the gateway's key of this user's bucket
+      const hits = await host.redis.llen(`ib_mcp_rl:{${userId}}:list_projects`)
+      t.equal(hits, GATEWAY_RPM, 'the gateway\'s window in the host\'s Redis holds the served calls')
+      // another bucket of the same user is untouched by the spent one, and the chain's other checks go on
+      const builds = await host.inject({ method: 'GET', url: `/api/v1/mcp/projects/${FIXTURE.projects.github}/builds`, headers: auth })
+      t.equal(builds.statusCode, 200)
+      const other = await host.inject({ method: 'GET', url: `/api/v1/mcp/projects/${FIXTURE.projects.public}/builds`, headers: auth })
+      t.equal(other.statusCode, 403)
+      t.equal(other.json().code, 'MCP_PROJECT_FORBIDDEN', 'gateway errors keep the gateway format inside its prefix')
+    })
+
+    t.test('the guard refuses MCP tokens on the host\'s routes, audited through the host\'s pool', async t => {
+      for (const headers of [{ authorization: `Bearer ${token}` }, { cookie: `token=${token}; host_session=valid` }]) {
+        const res = await host.inject({ method: 'GET', url: '/health', headers })
+        t.equal(res.statusCode, 403)
+        t.equal(res.json().code, 'MCP_FORBIDDEN_PATH')
+      }
+      const forbidden = database.db.selectFrom('mcp_access_log').select('token_id').where('action', '=', 'forbidden_path').where('token_id', '=', token.slice(7, 23))
+      t.ok(await eventually(async () => (await forbidden.execute()).length === 2), 'two audit rows, written off the request path')
+    })
+  })
+}

@@ -2,6 +2,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Done, TokenParams, UpdateTokenBody } from '../../../schemas/tokens.js'
 import { revokeToken, updateToken } from '../../../core/token-admin.js'
+import { mcpRouteConfig } from '../../../core/route-config.js'
 
 const token: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.patch('/', {
@@ -11,15 +12,13 @@ const token: FastifyPluginAsyncTypebox = async (fastify) => {
       body: UpdateTokenBody,
       response: { 200: Done }
     },
-    config: {
-      mcp: {
-        action: 'update_mcp_token',
-        refusals: {
-          400: 'MCP_BAD_REQUEST: nothing to update, a value out of range (as for creation), or expires_days on an OAuth grant',
-          403: 'MCP_PROJECT_FORBIDDEN: a project in enabled_projects is not one you collaborate on'
-        }
+    config: mcpRouteConfig({
+      action: 'update_mcp_token',
+      refusals: {
+        400: 'MCP_BAD_REQUEST: nothing to update, a value out of range (as for creation), or expires_days on an OAuth grant',
+        403: 'MCP_PROJECT_FORBIDDEN: a project in enabled_projects is not one you collaborate on'
       }
-    }
+    })
   }, async (request) => {
     const { tokenId } = request.params
     request.mcpAudit.tokenId = tokenId
@@ -34,7 +33,7 @@ const token: FastifyPluginAsyncTypebox = async (fastify) => {
       params: TokenParams,
       response: { 200: Done }
     },
-    config: { mcp: { action: 'revoke_mcp_token' } }
+    config: mcpRouteConfig({ action: 'revoke_mcp_token' })
   }, async (request) => {
     const { tokenId } = request.params
     request.mcpAudit.tokenId = tokenId

@@ -4,6 +4,7 @@ import { AccessLogPage, AccessLogQuery, TokenParams } from '../../../../schemas/
 import { findOwnToken } from '../../../../db/tokens.js'
 import { listTokenAccessLog } from '../../../../db/access-log.js'
 import { notFound } from '../../../../lib/errors.js'
+import { mcpRouteConfig } from '../../../../core/route-config.js'
 
 const accessLog: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.get('/', {
@@ -13,7 +14,7 @@ const accessLog: FastifyPluginAsyncTypebox = async (fastify) => {
       querystring: AccessLogQuery,
       response: { 200: AccessLogPage }
     },
-    config: { mcp: { action: 'get_mcp_token_access_log', audit: false } }
+    config: mcpRouteConfig({ action: 'get_mcp_token_access_log', audit: false })
   }, async (request) => {
     const { tokenId } = request.params
     if (await findOwnToken(fastify.mcpGateway.db, request.mcpSessionUser.id, tokenId) === undefined) throw notFound(`no token ${tokenId}`)

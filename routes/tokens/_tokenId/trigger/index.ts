@@ -2,6 +2,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Done, TokenParams } from '../../../../schemas/tokens.js'
 import { setTrigger } from '../../../../core/token-admin.js'
+import { mcpRouteConfig } from '../../../../core/route-config.js'
 
 const trigger: FastifyPluginAsyncTypebox = async (fastify) => {
   for (const [method, allow, action] of [['POST', true, 'grant_mcp_trigger'], ['DELETE', false, 'revoke_mcp_trigger']] as const) {
@@ -14,7 +15,7 @@ const trigger: FastifyPluginAsyncTypebox = async (fastify) => {
         params: TokenParams,
         response: { 200: Done }
       },
-      config: { mcp: { action } },
+      config: mcpRouteConfig({ action }),
       handler: async (request) => {
         const { tokenId } = request.params
         request.mcpAudit.tokenId = tokenId

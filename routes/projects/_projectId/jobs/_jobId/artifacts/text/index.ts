@@ -4,7 +4,7 @@ import { JobParams, type JobParams as Params } from '../../../../../../../schema
 import { ArtifactText, ArtifactTextQuery, type ArtifactTextQuery as Query } from '../../../../../../../schemas/agent.js'
 import { readJobArtifactText } from '../../../../../../../core/artifact-text.js'
 import { getArtifactOp } from '../../../../../../../core/operations/index.js'
-import { OPENAPI_TAGS } from '../../../../../../../core/route-config.js'
+import { mcpRouteConfig, OPENAPI_TAGS } from '../../../../../../../core/route-config.js'
 
 export default async function (fastify: FastifyInstance): Promise<void> {
   fastify.get<{ Params: Params, Querystring: Query }>('/', {
@@ -20,18 +20,16 @@ export default async function (fastify: FastifyInstance): Promise<void> {
       response: { 200: ArtifactText }
     },
     // get_artifact's twin: the same audit action and budget
-    config: {
-      mcp: {
-        action: getArtifactOp.name,
-        bucket: getArtifactOp.bucket,
-        rpm: getArtifactOp.rpm,
-        refusals: {
-          400: 'MCP_BAD_REQUEST: more than one window, ignore_case or max_matches without grep, or a grep pattern the RE2 engine refuses',
-          404: 'MCP_NOT_FOUND: the job has no artifact of that name, or storage does not hold it',
-          422: 'MCP_UNPROCESSABLE: the artifact is a binary file (by its media type, or a NUL byte or invalid UTF-8 in its first 8 KiB)'
-        }
+    config: mcpRouteConfig({
+      action: getArtifactOp.name,
+      bucket: getArtifactOp.bucket,
+      rpm: getArtifactOp.rpm,
+      refusals: {
+        400: 'MCP_BAD_REQUEST: more than one window, ignore_case or max_matches without grep, or a grep pattern the RE2 engine refuses',
+        404: 'MCP_NOT_FOUND: the job has no artifact of that name, or storage does not hold it',
+        422: 'MCP_UNPROCESSABLE: the artifact is a binary file (by its media type, or a NUL byte or invalid UTF-8 in its first 8 KiB)'
       }
-    }
+    })
   }, async (request) => {
     const { filename, ...window } = request.query
     return await readJobArtifactText(fastify.mcpGateway, request.mcpProject.id, request.params.jobId, filename, window)
