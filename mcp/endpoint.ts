@@ -120,7 +120,13 @@ export async function mcpEndpoint (fastify: FastifyInstance): Promise<void> {
         'The tools mirror the REST routes and share their budgets and audit actions.',
       operationId: 'mcp'
     },
-    config: mcpRouteConfig({ action: MCP_REQUEST_ACTION, endpoint: true, openapi: ENDPOINT_DOCUMENT })
+    config: mcpRouteConfig({
+      action: MCP_REQUEST_ACTION,
+      endpoint: true,
+      openapi: ENDPOINT_DOCUMENT,
+      // the endpoint spends mcp_protocol itself (not through the chain's rate-limit step: a tool call spends its tool's bucket)
+      refusals: { 429: 'MCP_RATE_LIMITED: the token\'s user has spent the mcp_protocol budget of the last 60 s (initialize, discover, tools/list, ping, unknown tools; MCP_RATE_LIMIT_PROTOCOL_RPM), or a tool call its tool\'s budget (then an isError result)' }
+    })
   }, async (request, reply) => {
     // This request's row is written by its exchange: named after the tool it calls, with the tool's outcome.
     request.mcpAudit.skip = true

@@ -23,7 +23,7 @@ export interface WellKnownOptions {
  */
 /** While OAuth is off: the OAuth paths under the gateway's prefix (`/oauth/*`, `/register`) answer the same 404 sentence. */
 export async function oauthOffPaths (fastify: FastifyInstance): Promise<void> {
-  const config = { mcp: { oauth: 'json' as const, audit: false } }
+  const config = mcpRouteConfig({ oauth: 'json' as const, audit: false })
   const handler = async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
     request.log.info({ path: request.url.split('?')[0] }, 'OAuth endpoint probed while OAuth is off: answered 404')
     return await reply.code(404).send(errorBody(404, 'MCP_NOT_FOUND', NOT_OAUTH))

@@ -3,6 +3,7 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import { allowedOrigins } from '../config.js'
 import { errorBody, GatewayError } from '../lib/errors.js'
+import { mcpRouteConfig } from '../core/route-config.js'
 
 /** Origins as browsers send them: scheme://host[:port], lowercase, no trailing slash. */
 const normalizeOrigin = (origin: string): string => origin.trim().toLowerCase().replace(/\/+$/, '')
@@ -40,7 +41,7 @@ const ALLOWED_HEADERS = ['authorization', 'content-type', 'accept', 'mcp-protoco
  */
 export async function mcpCorsPreflight (fastify: FastifyInstance): Promise<void> {
   const allowed = new Set([...allowedOrigins(fastify.mcpGateway.config)].map(normalizeOrigin))
-  fastify.options('/', { schema: { hide: true }, config: { mcp: { audit: false } } }, async (request, reply) => {
+  fastify.options('/', { schema: { hide: true }, config: mcpRouteConfig({ audit: false }) }, async (request, reply) => {
     const origin = request.headers.origin
     if (origin === undefined || !allowed.has(normalizeOrigin(origin))) {
       return await reply.code(403).send(errorBody(403, 'MCP_ORIGIN_FORBIDDEN', 'this origin may not use the MCP endpoint (allowed origins are set by MCP_ALLOWED_ORIGINS)'))

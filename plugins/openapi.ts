@@ -77,13 +77,22 @@ export const STEP_REFUSALS: ReadonlyArray<{ step: string, refusals: (r: RouteFac
     refusals: r => r.config.session === true ? [{ status: 401, why: 'MCP_UNAUTHORIZED: no valid InfraBox session (the `token` cookie or an Authorization header)' }] : []
   },
   {
+    step: 'cross-site check (plugins/session-csrf.ts)',
+    refusals: r => r.config.session === true && r.method !== 'GET' && r.method !== 'HEAD'
+      ? [{ status: 403, why: 'MCP_CROSS_SITE: a change sent with the session cookie from another origin (not PUBLIC_BASE_URL / the Host, not in SESSION_ALLOWED_ORIGINS), or with a body that is not JSON' }]
+      : []
+  },
+  {
     step: 'Origin guard (plugins/mcp-origin.ts)',
     refusals: r => r.config.endpoint === true ? [{ status: 403, why: 'MCP_ORIGIN_FORBIDDEN: a browser Origin not listed in MCP_ALLOWED_ORIGINS' }] : []
   },
   {
     step: 'auth (plugins/mcp-auth.ts)',
     refusals: r => r.config.chain === true
-      ? [{ status: 401, why: 'MCP_INVALID_TOKEN: no MCP token, or one that is malformed, unknown, revoked or expired, or whose owner is gone', headers: ['WWW-Authenticate'] }]
+      ? [
+          { status: 401, why: 'MCP_INVALID_TOKEN: no MCP token, or one that is malformed, unknown, revoked or expired, or whose owner is gone', headers: ['WWW-Authenticate'] },
+          { status: 429, why: 'MCP_RATE_LIMITED: this client address has spent its budget of refusals before authentication (MCP_RATE_LIMIT_UNAUTH_RPM)', headers: ['Retry-After'] }
+        ]
       : []
   },
   {

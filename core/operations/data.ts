@@ -218,7 +218,7 @@ export const triggerBuildOp = defineOperation({
   idempotencyKey: true,
   refusals: {
     409: 'MCP_CONFLICT: an upload project has no earlier upload to build, or a trigger with the same Idempotency-Key is still starting',
-    422: 'MCP_UNPROCESSABLE: the branch or sha resolves to no known commit of the project (or is ambiguous), or the Idempotency-Key was used with a different request'
+    422: 'MCP_UNPROCESSABLE: the branch or sha resolves to no known commit of the project (or is ambiguous), or the Idempotency-Key was used with a different request; MCP_ENV_FORBIDDEN: env names a variable that steers InfraBox or the process (INFRABOX_*, LD_*, DYLD_*, PATH, NODE_OPTIONS, *_PROXY, GIT_*)'
   },
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false },
   run: async (ctx, args) => {

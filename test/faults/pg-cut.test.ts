@@ -24,7 +24,8 @@ const db = database.db
 const target = new URL(database.url)
 const proxy = await TcpProxy.start(t, { host: target.hostname, port: Number(target.port === '' ? 5432 : target.port) })
 const logs = new LogCapture()
-const big = { default: 1_000_000, log: 1_000_000, artifact: 1_000_000, trigger: 1_000_000 }
+// unauth: the load's malformed and unknown tokens (401s from one address) must not meet the per-address budget (SPEC §13.4)
+const big = { default: 1_000_000, log: 1_000_000, artifact: 1_000_000, trigger: 1_000_000, unauth: 1_000_000 }
 const { app, session } = await buildApp(t, {
   database,
   // malformed and unknown tokens under load from one address: the per-address refusal budget (SPEC §13.4) is lifted

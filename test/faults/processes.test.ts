@@ -36,6 +36,7 @@ const common = {
   LOG_LEVEL: 'info',
   MCP_RATE_LIMIT_DEFAULT_RPM: String(LIMIT),
   MCP_RATE_LIMIT_LOG_RPM: '1000000', // the revocation and shutdown loads run on get_job_log, never limited
+  MCP_RATE_LIMIT_UNAUTH_RPM: '1000000', // the revocation load's 401s come from one address: not the per-address budget's test (SPEC §13.4)
   RATE_LIMIT_REDIS_TIMEOUT_MS: '2000' // an exact count must not fail open on a busy machine (fail-open: redis-load.test.ts)
 }
 const [A, B] = await Promise.all([

@@ -30,7 +30,10 @@ t.test('a read without a project (get_my_access_log shape): no 403/404, a 400 on
 t.test('the MCP endpoint once it spends a budget: a 429 appears by itself', async t => {
   const facts: RouteFacts = { method: 'POST', params: [], validatesInput: false, config: { chain: true, endpoint: true, bucket: 'mcp_protocol', rpm: 300 } }
   t.ok(documentedResponses(facts, {}, ['application/json'])['429'])
-  t.notOk(documentedResponses({ ...facts, config: { chain: true, endpoint: true } }, {}, ['application/json'])['429'])
+  // without a bucket, the only 429 is the per-address budget of refusals before authentication (SPEC §13.4)
+  const unbudgeted = documentedResponses({ ...facts, config: { chain: true, endpoint: true } }, {}, ['application/json'])['429']
+  t.notMatch(unbudgeted?.description ?? '', /budget of the last 60 s/)
+  t.match(unbudgeted?.description ?? '', /MCP_RATE_LIMIT_UNAUTH_RPM/)
 })
 
 t.test('token administration: session refusals, never the chain\'s', async t => {

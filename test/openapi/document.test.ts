@@ -109,7 +109,7 @@ t.test('each route documents the statuses its steps and handler give, not a blan
   const mcp = byId(doc, 'mcp')
   t.same(mcp.requestBody?.content['application/json']?.schema, { $ref: '#/components/schemas/JsonRpcRequest' })
   t.same(mcp.responses['200']?.content?.['application/json']?.schema, { $ref: '#/components/schemas/JsonRpcResponse' })
-  t.same(statuses(mcp), ['200', '202', '400', '401', '403', '404', '406', '413', '415', '503'])
+  t.same(statuses(mcp), ['200', '202', '400', '401', '403', '404', '406', '413', '415', '429', '503'])
 })
 
 /** The answer's media type is one the document lists for its status (or the status documents no body and none came). */
