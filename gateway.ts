@@ -1,7 +1,6 @@
 // The gateway as one Fastify plugin: token administration (session) and the MCP chain, under the prefix it is given.
 import { fileURLToPath } from 'node:url'
 import autoload from '@fastify/autoload'
-import swagger from '@fastify/swagger'
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import type { Kysely } from 'kysely'
 import type { PostgresDb } from '@fastify/postgres'
@@ -26,7 +25,8 @@ import { mcpEndpoint } from './mcp/endpoint.js'
 import { mcpOriginGuard } from './plugins/mcp-origin.js'
 import { mcpOAuth } from './oauth/routes.js'
 import { resourceMetadataChallenge } from './oauth/discovery.js'
-import { oauthSettings, type OAuthOptions } from './oauth/settings.js'
+import { oauthSettings, oauthUrls, type OAuthOptions } from './oauth/settings.js'
+import { openapiDocument } from './plugins/openapi.js'
 import { mcpRouteConfig } from './core/route-config.js'
 
 declare module 'fastify' {
@@ -148,16 +148,16 @@ export const mcpGateway: FastifyPluginAsync<McpGatewayOptions> = async (fastify,
   fastify.setErrorHandler(errorHandler)
   fastify.setNotFoundHandler(gatewayNotFoundHandler(services, fastify.prefix))
 
-  await fastify.register(swagger, {
-    openapi: {
-      info: { title: 'InfraBox MCP Gateway', version: '1', description: 'Scoped, rate-limited, audited access to InfraBox for AI agents' },
-      components: { securitySchemes: { mcpToken: { type: 'http', scheme: 'bearer', description: 'ib_mcp_… token' }, session: { type: 'apiKey', in: 'cookie', name: 'token' } } }
-    }
+  // The OpenAPI 3.1 document of every route registered below (plugins/openapi.ts derives each route's refusals).
+  await fastify.register(openapiDocument, {
+    publicBaseUrl: () => oauth !== null ? oauth.baseUrl() : services.config.PUBLIC_BASE_URL ?? null,
+    oauth: oauth === null ? null : () => { const urls = oauthUrls(oauth); return { authorizationUrl: urls.authorize, tokenUrl: urls.token } }
   })
   fastify.get('/openapi.json', { schema: { hide: true }, config: mcpRouteConfig({ audit: false }) }, async () => fastify.swagger())
 
   // Token administration: an InfraBox session, never an MCP token (the guard and the session step refuse those).
   await fastify.register(async function tokenAdministration (admin) {
+    admin.addHook('onRoute', (route) => { route.config = { ...route.config, mcp: { ...route.config?.mcp, session: true } } })
     await admin.register(auditStep, { fallbackAction: 'mcp_token_admin' })
     await admin.register(sessionAuth)
     await admin.register(autoload, { dir: routesDir('tokens'), routeParams: true, options: { prefix: '/tokens' } })

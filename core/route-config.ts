@@ -22,7 +22,48 @@ export interface McpRouteConfig {
    * token guard lets it pass); `page` ones answer in HTML, errors included. Their bucket is spent per client address.
    */
   oauth?: 'json' | 'page'
+  /** the route belongs to the token administration (an InfraBox session, never an MCP token); set by its scope */
+  session?: boolean
+  /**
+   * what the route's own handler can refuse, beyond what its chain steps refuse (those the OpenAPI document derives
+   * from this config and the route's schemas): status → when, e.g. `{ 409: 'the project has no upload yet' }`
+   */
+  refusals?: Refusals
+  /** what the OpenAPI document says beyond the route's schemas: bodies and answers that Fastify neither validates nor serialises */
+  openapi?: RouteDocument
 }
+
+/** status → when the route answers it (a sentence naming the error code) */
+export type Refusals = Readonly<Record<number, string>>
+
+/** A response as the OpenAPI document shows it: its media types with their (TypeBox/JSON) schemas, and headers by name. */
+export interface DocumentedResponse {
+  description: string
+  /** media type → schema; none: no body */
+  content?: Readonly<Record<string, unknown>>
+  /** header name → description; the document knows each header's schema (plugins/openapi.ts) */
+  headers?: readonly string[]
+}
+
+export interface RouteDocument {
+  /** a request body documented, not validated (the MCP endpoint hands its body to the SDK as it came) */
+  body?: { description: string, content: Readonly<Record<string, unknown>> }
+  /** responses documented as given here instead of from `schema.response` (streams, the MCP endpoint's answers) */
+  responses?: Readonly<Record<number, DocumentedResponse>>
+  /** headers of the answers `schema.response` declares, status → header names (e.g. `{ 201: ['Cache-Control'] }`) */
+  headers?: Readonly<Record<number, readonly string[]>>
+}
+
+/** The OpenAPI document's tags: every route has exactly one. */
+export const OPENAPI_TAGS = {
+  tokens: { name: 'token administration', description: 'An InfraBox user manages their MCP tokens with their session (the dashboard\'s calls). An ib_mcp_ token is refused here.' },
+  data: { name: 'data', description: 'InfraBox\'s records as they are (SPEC §5): projects, builds, jobs, logs, test runs, artifacts, and build triggers. Each is also an MCP tool of the same name.' },
+  agent: { name: 'agent tools', description: 'Answers rather than records (SPEC §11, §14): waits, summaries, searches, text windows, token introspection and build control. Each is also an MCP tool.' },
+  mcp: { name: 'MCP', description: 'The Model Context Protocol endpoint (Streamable HTTP, stateless): one JSON-RPC message per POST.' },
+  oauth: { name: 'OAuth', description: 'The OAuth 2.1 authorization server for MCP clients (SPEC §12), present while PUBLIC_BASE_URL is set.' }
+} as const
+
+export type OpenApiTag = keyof typeof OPENAPI_TAGS
 
 declare module 'fastify' {
   interface FastifyContextConfig {

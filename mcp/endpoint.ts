@@ -6,7 +6,8 @@ import { restUrlFor } from '../core/links.js'
 import { LISTEN_REFUSAL, MCP_REQUEST_ACTION, McpExchange, readMessage } from './exchange.js'
 import { CallScope, createRequestServer, TOOLS_BY_NAME } from './server.js'
 import type { McpTool, ToolCaller } from './tools.js'
-import { mcpRouteConfig } from '../core/route-config.js'
+import { mcpRouteConfig, type RouteDocument } from '../core/route-config.js'
+import { JsonRpcErrorResponse, JsonRpcRequest, JsonRpcResponse } from '../schemas/mcp.js'
 
 /**
  * Headers the SDK's Request does not get: the body's framing (the body travels parsed, as `parsedBody`)
@@ -77,6 +78,20 @@ interface JsonRpcError { jsonrpc: '2.0', error: { code: number, message: string 
 const jsonRpcError = (code: number, message: string, id: string | number | null = null): JsonRpcError =>
   ({ jsonrpc: '2.0', error: { code, message }, id })
 
+const SSE = { type: 'string', description: 'server-sent events; each event\'s data is one JSON-RPC message, the last one the response' }
+
+/** The endpoint's exchange as the OpenAPI document shows it: the body goes to the SDK unvalidated, the answers come from it. */
+const ENDPOINT_DOCUMENT: RouteDocument = {
+  body: { description: 'One JSON-RPC 2.0 message', content: { 'application/json': JsonRpcRequest } },
+  responses: {
+    200: { description: 'The JSON-RPC response: as JSON, or as an SSE stream when the SDK streams it (Accept must list both)', content: { 'application/json': JsonRpcResponse, 'text/event-stream': SSE } },
+    202: { description: 'A notification or a response from the client: accepted, no body' },
+    400: { description: 'A JSON-RPC error: a body that is not one JSON-RPC message (a batch, invalid JSON-RPC), or an unknown protocol version', content: { 'application/json': JsonRpcErrorResponse } },
+    404: { description: 'A JSON-RPC error: a method this server does not serve (2026-07-28), or subscriptions/listen', content: { 'application/json': JsonRpcErrorResponse } },
+    406: { description: 'A JSON-RPC error: Accept does not list both application/json and text/event-stream', content: { 'application/json': JsonRpcErrorResponse } }
+  }
+}
+
 /**
  * Register inside the chain (gateway.ts), after the origin guard, auth and the audit context apply. The
  * route has no bucket in `config.mcp`: each tool call spends its own bucket inside the tool.
@@ -99,11 +114,9 @@ export async function mcpEndpoint (fastify: FastifyInstance): Promise<void> {
       summary: 'MCP endpoint (Streamable HTTP, stateless)',
       description: 'Model Context Protocol, protocol versions 2025-11-25 and 2026-07-28: one JSON-RPC message per POST. ' +
         'The tools mirror the REST routes and share their budgets and audit actions.',
-      tags: ['mcp'],
-      operationId: 'mcp',
-      security: [{ mcpToken: [] }]
+      operationId: 'mcp'
     },
-    config: mcpRouteConfig({ action: MCP_REQUEST_ACTION, endpoint: true })
+    config: mcpRouteConfig({ action: MCP_REQUEST_ACTION, endpoint: true, openapi: ENDPOINT_DOCUMENT })
   }, async (request, reply) => {
     // This request's row is written by its exchange: named after the tool it calls, with the tool's outcome.
     request.mcpAudit.skip = true

@@ -8,14 +8,14 @@ import { spendBudget } from '../core/budget.js'
 import { hashToken, isWellFormedToken, sameHash, tokenIdOf } from '../core/token.js'
 import type { SessionUser } from '../core/session.js'
 import { collaborationsOf, countLiveEntries, displayNameOf, endGrant, findRefreshToken, grantByTokenId, oauthFormKey, type GrantState } from '../db/oauth.js'
-import { OAuthErrorBody, RegisteredClient, RevokeRequest, TokenRequest, TokenResponse } from '../schemas/oauth.js'
+import { ConsentForm, OAuthErrorBody, RegisteredClient, RevokeRequest, TokenRequest, TokenResponse } from '../schemas/oauth.js'
+import { mcpRouteConfig, type RouteDocument } from '../core/route-config.js'
 import {
   AuthorizationPageError, AuthorizationRedirectError, checkAuthorizationRequest, consentProof, consentProofValid, errorRedirect,
   sameResource, type AuthorizationRequest, type Fields
 } from './authorization-request.js'
 import { ClientError, registerClient } from './clients.js'
 import { allowAnyOrigin } from './discovery.js'
-import { mcpRouteConfig } from '../core/route-config.js'
 import { ConsentingUser, grantModel, newExchangeReport, refreshTokenHash, type Consent } from './model.js'
 import { consentPage, demoLoginPage, errorPage, pageSecurityPolicy } from './pages.js'
 import { oauthUrls, TRIGGER_SCOPE, type OAuthSettings } from './settings.js'
@@ -67,6 +67,26 @@ async function sendPage (reply: FastifyReply, status: number, html: string, form
 }
 
 const redirectOrigin = (uri: string): string => new URL(uri).origin
+
+const PAGE = { 'text/html': { type: 'string' } }
+const AUTHORIZE_DOCUMENT: RouteDocument = {
+  responses: {
+    200: { description: 'The consent page (with an InfraBox session)', content: PAGE },
+    302: { description: 'To the InfraBox login (no session yet), or back to the client\'s redirect URI with an OAuth error (a bad request from a known client)', headers: ['Location'] },
+    400: { description: 'A page: an unknown client or a redirect URI it did not register (never a redirect)', content: PAGE },
+    401: { description: 'A page asking to log in to InfraBox first (no session, and no INFRABOX_LOGIN_URL to send the browser to)', content: PAGE }
+  }
+}
+const CONSENT_DOCUMENT: RouteDocument = {
+  body: { description: 'The consent page\'s form: the authorization request\'s fields, its anti-forgery value, the choices and the decision', content: { [FORM]: ConsentForm } },
+  responses: {
+    302: { description: 'To the client\'s redirect URI: with code, state and iss (allow), or error=access_denied (deny)', headers: ['Location'] },
+    400: { description: 'A page: the authorization request is bad, no project was chosen, or the lifetime is out of range', content: PAGE },
+    401: { description: 'A page: the InfraBox session ended', content: PAGE },
+    403: { description: 'A page: the form came from a foreign Origin or without a valid anti-forgery value, or names a project you do not collaborate on', content: PAGE },
+    409: { description: 'A page: you already have MCP_TOKEN_MAX_PER_USER live tokens and grants', content: PAGE }
+  }
+}
 
 export async function mcpOAuth (fastify: FastifyInstance, opts: McpOAuthOptions): Promise<void> {
   const { settings } = opts
@@ -155,8 +175,9 @@ export async function mcpOAuth (fastify: FastifyInstance, opts: McpOAuthOptions)
   }
 
   fastify.get('/authorize', {
-    schema: { summary: 'Authorization endpoint: the consent page (HTML)', tags: ['oauth'], produces: ['text/html'], security: [{ session: [] }] },
-    config: mcpRouteConfig({ audit: false, bucket: 'oauth', rpm: settings.rpm, oauth: 'page' })
+    // no querystring schema: a bad request is answered with a page (or an error redirect), never Fastify's 400
+    schema: { summary: 'Authorization endpoint: the consent page (HTML)', operationId: 'oauth_authorize', security: [{ session: [] }, {}] },
+    config: mcpRouteConfig({ audit: false, bucket: 'oauth', rpm: settings.rpm, oauth: 'page', openapi: AUTHORIZE_DOCUMENT })
   }, async (request, reply) => {
     const r = await authorizationRequest(fieldsOf(request.query), reply)
     if (r === null) return reply
@@ -177,8 +198,8 @@ export async function mcpOAuth (fastify: FastifyInstance, opts: McpOAuthOptions)
   })
 
   fastify.post('/authorize', {
-    schema: { summary: 'Consent decision (form post of the consent page)', tags: ['oauth'], consumes: [FORM], produces: ['text/html'], security: [{ session: [] }] },
-    config: mcpRouteConfig({ action: 'oauth_consent', bucket: 'oauth', rpm: settings.rpm, oauth: 'page' })
+    schema: { summary: 'Consent decision (form post of the consent page)', security: [{ session: [] }] },
+    config: mcpRouteConfig({ action: 'oauth_consent', bucket: 'oauth', rpm: settings.rpm, oauth: 'page', openapi: CONSENT_DOCUMENT })
   }, async (request, reply) => {
     const fields = fieldsOf(request.body)
     // The consent must come from the page this gateway served: same origin, and the page's own anti-forgery value.
@@ -266,14 +287,21 @@ export async function mcpOAuth (fastify: FastifyInstance, opts: McpOAuthOptions)
   fastify.post('/token', {
     schema: {
       summary: 'Token endpoint: exchange a code (PKCE S256) or rotate a refresh token; the access token is an ib_mcp_ token',
-      tags: ['oauth'],
       consumes: [FORM],
       body: TokenRequest,
       response: { 200: TokenResponse, 400: OAuthErrorBody, 401: OAuthErrorBody },
       security: []
     },
     attachValidation: true,
-    config: mcpRouteConfig({ action: 'oauth_token', bucket: 'oauth', rpm: settings.rpm })
+    config: mcpRouteConfig({
+      action: 'oauth_token',
+      bucket: 'oauth',
+      rpm: settings.rpm,
+      refusals: {
+        400: 'OAuth error: invalid_request (a field missing or malformed), invalid_grant (a code or refresh token that is unknown, used, expired, or bound to another client, redirect URI or PKCE verifier; a refresh token presented twice ends the grant), unsupported_grant_type, invalid_target (a resource other than the MCP endpoint)',
+        401: 'OAuth error invalid_client: the client is unknown'
+      }
+    })
   }, async (request, reply) => {
     allowAnyOrigin(reply).header('cache-control', 'no-store').header('pragma', 'no-cache')
     const fields = fieldsOf(request.body)
@@ -322,12 +350,16 @@ export async function mcpOAuth (fastify: FastifyInstance, opts: McpOAuthOptions)
   fastify.post('/register', {
     schema: {
       summary: 'Dynamic client registration (RFC 7591); every client is public and uses PKCE',
-      tags: ['oauth'],
       body: Type.Unknown(),
       response: { 201: RegisteredClient, 400: OAuthErrorBody },
       security: []
     },
-    config: mcpRouteConfig({ action: 'oauth_register', bucket: 'oauth_register', rpm: settings.registerRpm })
+    config: mcpRouteConfig({
+      action: 'oauth_register',
+      bucket: 'oauth_register',
+      rpm: settings.registerRpm,
+      refusals: { 400: 'OAuth error invalid_redirect_uri (not https, nor http on a loopback address) or invalid_client_metadata' }
+    })
   }, async (request, reply) => {
     allowAnyOrigin(reply).header('cache-control', 'no-store')
     try {
@@ -357,14 +389,13 @@ export async function mcpOAuth (fastify: FastifyInstance, opts: McpOAuthOptions)
   fastify.post('/revoke', {
     schema: {
       summary: 'Token revocation (RFC 7009): an access or refresh token ends its whole grant',
-      tags: ['oauth'],
       consumes: [FORM],
       body: RevokeRequest,
       response: { 200: Type.Object({}), 400: OAuthErrorBody },
       security: []
     },
     attachValidation: true,
-    config: mcpRouteConfig({ action: 'oauth_revoke', bucket: 'oauth', rpm: settings.rpm })
+    config: mcpRouteConfig({ action: 'oauth_revoke', bucket: 'oauth', rpm: settings.rpm, refusals: { 400: 'OAuth error invalid_request: token and client_id are required' } })
   }, async (request, reply) => {
     allowAnyOrigin(reply).header('cache-control', 'no-store')
     const fields = fieldsOf(request.body)

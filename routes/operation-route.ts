@@ -1,13 +1,10 @@
 // Turns an operation into its REST route: method, schemas, the chain's config under config.mcp, and a thin handler. Not autoloaded: route files below call it.
 import type { FastifyInstance, FastifyRequest, RouteOptions } from 'fastify'
-import { ErrorBody } from '../schemas/common.js'
 import { restUrlFor } from '../core/links.js'
+import { mcpRouteConfig, OPENAPI_TAGS } from '../core/route-config.js'
 import type { Static, TObject } from '@fastify/type-provider-typebox'
 import type { AnyOperation, Operation, OperationContext } from '../core/operations/index.js'
 import { IdempotencyHeaders } from '../schemas/agent.js'
-import { mcpRouteConfig } from '../core/route-config.js'
-
-const REFUSALS = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody, 410: ErrorBody, 422: ErrorBody, 429: ErrorBody, 503: ErrorBody }
 
 export const operationContext = (fastify: FastifyInstance, request: FastifyRequest): OperationContext => ({
   services: fastify.mcpGateway,
@@ -23,12 +20,14 @@ export function operationArgs<P extends TObject, I extends TObject> (op: Operati
 }
 
 async function absentBodyIsEmpty (request: FastifyRequest): Promise<void> {
-  if (request.body === undefined || request.body === null) request.body = {}
+  if (request.body === undefined) request.body = {}
 }
 
 /**
  * Route options for `op`, mounted by the route file in the folder that mirrors `op.path` (checked here, so the
  * README, OpenAPI and the folder agree); `overrides` for routes that answer differently (text/plain, a stream).
+ * The schema holds the success answer only: the OpenAPI document derives the refusals from `config.mcp` (the chain's
+ * steps the route passes) and the operation's own `refusals` (plugins/openapi.ts).
  */
 export function operationRoute (fastify: FastifyInstance, op: AnyOperation, overrides: Partial<RouteOptions> = {}): RouteOptions {
   const folder = fastify.prefix.slice(fastify.mcpPrefix.length)
@@ -40,16 +39,15 @@ export function operationRoute (fastify: FastifyInstance, op: AnyOperation, over
     schema: {
       summary: op.title,
       description: op.description,
-      tags: ['mcp'],
+      tags: [OPENAPI_TAGS[op.tag ?? 'agent'].name],
       operationId: op.name,
-      security: [{ mcpToken: [] }],
       ...(hasParams ? { params: op.params } : {}),
       ...(op.method === 'POST' ? { body: op.input } : { querystring: op.input }),
       ...(op.idempotencyKey === true ? { headers: IdempotencyHeaders } : {}),
-      response: { [op.successStatus]: op.output, ...REFUSALS }
+      response: { [op.successStatus]: op.output }
     },
-    config: mcpRouteConfig({ action: op.name, bucket: op.bucket, rpm: op.rpm, failClosed: op.failClosed, trigger: op.trigger }),
-    // A POST may come without a body (`curl -X POST`): it is validated as {}, so an action whose fields are all optional needs none.
+    config: mcpRouteConfig({ action: op.name, bucket: op.bucket, rpm: op.rpm, failClosed: op.failClosed, trigger: op.trigger, ...(op.refusals !== undefined ? { refusals: op.refusals } : {}) }),
+    // A POST may come without a body (`curl -X POST`): it is validated as {}, so an action whose fields are all optional needs none (JSON `null` is still a 400).
     ...(op.method === 'POST' ? { preValidation: absentBodyIsEmpty } : {}),
     handler: async (request, reply) => {
       // A client that hangs up ends a long operation (a wait) at once.

@@ -6,8 +6,9 @@ import { JobState } from './data.js'
 /** POST bodies of the six actions: nothing to say beyond the path (an empty or absent body). */
 export const NoBody = Type.Object({}, {
   additionalProperties: false,
-  // Fastify's Ajv strips unknown fields (removeAdditional) instead of refusing them; propertyNames: false refuses any.
-  propertyNames: false,
+  // Fastify's Ajv strips unknown fields (removeAdditional) instead of refusing them; a property name schema that
+  // matches nothing refuses any (written { not: {} }, not `false`: OpenAPI tools expect a schema object here).
+  propertyNames: { not: {} },
   description: 'No fields (the body may be absent or {}): the path names what to act on.'
 })
 

@@ -46,6 +46,23 @@ export type OAuthErrorBody = Static<typeof OAuthErrorBody>
 
 const Field = (description: string) => Type.Optional(Type.String({ maxLength: 4096, description }))
 
+/** The consent page's form post (documented; the handler reads the fields itself and answers pages). */
+export const ConsentForm = Type.Object({
+  response_type: Type.Literal('code'),
+  client_id: Type.String(),
+  redirect_uri: Type.String(),
+  code_challenge: Type.String(),
+  code_challenge_method: Type.Literal('S256'),
+  scope: Type.Optional(Type.String()),
+  state: Type.Optional(Type.String()),
+  resource: Type.Optional(Type.String()),
+  consent_proof: Type.String({ description: 'the page\'s anti-forgery value' }),
+  project: Type.Optional(Type.Union([Type.String({ format: 'uuid' }), Type.Array(Type.String({ format: 'uuid' }))], { description: 'the ticked projects (the field repeats)' })),
+  expires_days: Type.Optional(Type.String({ description: 'the chosen lifetime in days' })),
+  allow_trigger: Type.Optional(Type.Literal('true')),
+  decision: Type.Union([Type.Literal('allow'), Type.Literal('deny')])
+})
+
 export const TokenRequest = Type.Object({
   grant_type: Type.String({ maxLength: 64, description: 'authorization_code or refresh_token' }),
   code: Field('the authorization code'),

@@ -29,6 +29,7 @@ const ABORTS: ToolAnnotations = { readOnlyHint: false, destructiveHint: true, id
 export const restartBuildOp = defineOperation({
   ...ACTION,
   name: 'restart_build',
+  refusals: { 409: 'MCP_CONFLICT: the build has no Create Jobs job to restart from' },
   title: 'Restart a build',
   description: 'Runs the whole build again, as InfraBox\'s "restart build" does: a new build with the same commit (or upload), the same ' +
     'build number and the next restart_counter, starting from its Create Jobs job. Use it when the Create Jobs job itself failed or ' +
@@ -45,6 +46,7 @@ export const restartBuildOp = defineOperation({
 export const restartJobOp = defineOperation({
   ...ACTION,
   name: 'restart_job',
+  refusals: { 409: 'MCP_CONFLICT: the job cannot be restarted now (a Create Jobs or wait job, still queued or running, already restarted, a dependent still running, or another restart came first)' },
   title: 'Restart a job and what depends on it',
   description: 'Runs one finished job again in the same build, with every job that depends on it (transitively), as InfraBox\'s "restart ' +
     'job" does: each is cloned as a queued job named <name>.1 (then .2, …) and the originals are marked restarted. Only jobs that ' +
@@ -62,6 +64,7 @@ export const restartJobOp = defineOperation({
 export const rerunJobOp = defineOperation({
   ...ACTION,
   name: 'rerun_job',
+  refusals: { 409: 'MCP_CONFLICT: the job cannot be rerun now (a Create Jobs or wait job, still queued or running, already restarted, a parent still running, or another restart came first)' },
   title: 'Rerun one job alone',
   description: 'Runs one finished job again without the jobs that depend on it, as InfraBox\'s "rerun" does: the job is cloned as ' +
     '<name>.1 and the jobs depending on it are pointed at the clone. Same rules as restart_job; also refused while a job it depends ' +
@@ -78,6 +81,7 @@ export const rerunJobOp = defineOperation({
 export const retryFailedJobsOp = defineOperation({
   ...ACTION,
   name: 'retry_failed_jobs',
+  refusals: { 409: 'MCP_CONFLICT: nothing to retry, or another restart of these jobs came first' },
   title: 'Retry the failed jobs of a build',
   description: 'The usual answer to a flaky failure: restart_job for every job of the build in failure, error, killed or unstable, ' +
     'in one step (all or nothing), each with the jobs depending on it. Look at why it failed first (the failure summary, the ' +
@@ -110,6 +114,7 @@ export const abortBuildOp = defineOperation({
 export const abortJobOp = defineOperation({
   ...ACTION,
   name: 'abort_job',
+  refusals: { 409: 'MCP_CONFLICT: the job has already ended' },
   title: 'Abort a job',
   description: 'Stops one job that is still queued, scheduled or running: InfraBox\'s scheduler kills it shortly after. A job that ' +
     'has already ended is refused. Destructive: the job\'s work is lost.' + ACTION_NOTE,

@@ -24,6 +24,7 @@ const Paging = Type.Object({ ...PageQuery.properties }, { additionalProperties: 
 
 export const listProjectsOp = defineOperation({
   name: 'list_projects',
+  tag: 'data',
   title: 'List projects',
   description: 'The InfraBox projects this token can read: id, name, type, public and your role. Start here. Paged: pass next_cursor back as cursor until it is null.' + budgetNote('list_projects'),
   path: '/projects',
@@ -37,6 +38,7 @@ export const listProjectsOp = defineOperation({
 
 export const getProjectOp = defineOperation({
   name: 'get_project',
+  tag: 'data',
   title: 'Get a project',
   description: 'One project by id: name, type, public and your role.' + budgetNote('list_projects'),
   path: '/projects/:projectId',
@@ -53,6 +55,7 @@ export const getProjectOp = defineOperation({
 
 export const listBuildsOp = defineOperation({
   name: 'list_builds',
+  tag: 'data',
   title: 'List builds',
   description: 'Builds of a project, newest first, each with its status (running, failure, error, killed, unstable or finished), branch, commit sha and times. Filter by branch or status; paged with cursor/next_cursor.' + budgetNote('list_builds'),
   path: '/projects/:projectId/builds',
@@ -66,6 +69,7 @@ export const listBuildsOp = defineOperation({
 
 export const getBuildOp = defineOperation({
   name: 'get_build',
+  tag: 'data',
   title: 'Get a build',
   description: 'One build with its commit (message, author, url) and all its jobs with their states.' + budgetNote('list_builds'),
   path: '/projects/:projectId/builds/:buildId',
@@ -80,6 +84,7 @@ export const getBuildOp = defineOperation({
 
 export const listJobsOp = defineOperation({
   name: 'list_jobs',
+  tag: 'data',
   title: 'List jobs of a build',
   description: 'The jobs of a build: id, name, type, state, start/end, message and dependencies. Paged with cursor/next_cursor.' + budgetNote('list_jobs'),
   path: '/projects/:projectId/builds/:buildId/jobs',
@@ -94,6 +99,7 @@ export const listJobsOp = defineOperation({
 
 export const getJobOp = defineOperation({
   name: 'get_job',
+  tag: 'data',
   title: 'Get a job',
   description: 'One job by id: name, type, state, times, message and dependencies.' + budgetNote('list_jobs'),
   path: '/projects/:projectId/jobs/:jobId',
@@ -108,6 +114,7 @@ export const getJobOp = defineOperation({
 
 export const listTestRunsOp = defineOperation({
   name: 'list_test_runs',
+  tag: 'data',
   title: 'List test results of a job',
   description: 'Test results of a job: suite, name, state (ok, failure, error, skipped), duration, message and stack. Filter by state (e.g. failure); paged with cursor/next_cursor.' + budgetNote('list_jobs'),
   path: '/projects/:projectId/jobs/:jobId/testruns',
@@ -122,6 +129,7 @@ export const listTestRunsOp = defineOperation({
 
 export const getJobLogOp = defineOperation({
   name: 'get_job_log',
+  tag: 'data',
   title: 'Read a job\'s console log',
   description: 'A window of a job\'s console log: by default its last 1 MiB. Use tail for the last N lines, or offset+length (bytes) to page: the next window starts at offset + length; truncated says whether there is more. Logs older than 30 days may have been deleted.' + budgetNote('get_job_log', 'small: 10 by default'),
   path: '/projects/:projectId/jobs/:jobId/log',
@@ -131,11 +139,13 @@ export const getJobLogOp = defineOperation({
   params: JobParams,
   input: JobLogQuery,
   output: JobLog,
+  refusals: { 410: 'MCP_GONE: InfraBox\'s garbage collector deleted this job\'s log' },
   run: async (ctx, args) => await readJobLog(ctx.services.db, projectOf(ctx).id, args.jobId, { offset: args.offset, length: args.length, tail: args.tail })
 })
 
 export const listArtifactsOp = defineOperation({
   name: 'list_artifacts',
+  tag: 'data',
   title: 'List a job\'s artifacts',
   description: 'The files a job uploaded (filename, size). Fetch one with get_artifact.' + budgetNote('list_job_artifacts', 'small: 10 by default'),
   path: '/projects/:projectId/jobs/:jobId/artifacts',
@@ -153,6 +163,7 @@ export const listArtifactsOp = defineOperation({
  */
 export const getArtifactOp = defineOperation({
   name: 'get_artifact',
+  tag: 'data',
   title: 'Get a job\'s artifact',
   description: 'One file a job uploaded (see list_artifacts for the names). Text files up to ' +
     `${INLINE_TEXT_MAX / 1024} KiB come back inline in "text"; anything else comes back as a resource_link to its ` +
@@ -168,6 +179,7 @@ export const getArtifactOp = defineOperation({
   // and GET …/artifacts/text's
   input: Type.Object({ ...ArtifactDownloadQuery.properties, ...artifactWindowProperties }, { additionalProperties: false, description: 'Which artifact, and optionally which window of it.' }),
   output: ArtifactWindowContent,
+  refusals: { 404: 'MCP_NOT_FOUND: the job has no artifact of that name, or storage does not hold it' },
   run: async (ctx, args) => {
     const project = projectOf(ctx)
     const downloadUrl = ctx.restUrl(`/projects/${project.id}/jobs/${args.jobId.toLowerCase()}/artifacts/download?filename=${encodeURIComponent(args.filename)}`)
@@ -188,6 +200,7 @@ export const getArtifactOp = defineOperation({
 
 export const triggerBuildOp = defineOperation({
   name: 'trigger_build',
+  tag: 'data',
   title: 'Trigger a build',
   description: 'Starts a new build of the project, as InfraBox\'s own "trigger" does. Git projects need a branch (its newest known commit is built) or a sha of a known commit; upload projects rebuild their newest upload. Optional env: NAME -> value. Returns the new build id and number; follow it with wait_for_build. Pass an idempotency_key (e.g. a UUID you make up) so that a retry of the same call within 24 h returns the same build instead of starting another. Needs a token with allow_trigger.' + budgetNote('trigger_build', '5 by default'),
   path: '/projects/:projectId/trigger',
@@ -200,6 +213,10 @@ export const triggerBuildOp = defineOperation({
   successStatus: 201,
   trigger: true,
   idempotencyKey: true,
+  refusals: {
+    409: 'MCP_CONFLICT: an upload project has no earlier upload to build, or a trigger with the same Idempotency-Key is still starting',
+    422: 'MCP_UNPROCESSABLE: the branch or sha resolves to no known commit of the project (or is ambiguous), or the Idempotency-Key was used with a different request'
+  },
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false },
   run: async (ctx, args) => {
     const project = projectOf(ctx)

@@ -4,6 +4,7 @@ import type { ContentBlock } from '@modelcontextprotocol/server'
 import type { BucketLimits } from '../budget.js'
 import type { Principal, ProjectGrant } from '../access.js'
 import type { GatewayServices } from '../services.js'
+import type { Refusals } from '../route-config.js'
 
 export interface OperationContext {
   services: GatewayServices
@@ -48,6 +49,14 @@ export interface Operation<P extends TObject = TObject, I extends TObject = TObj
   untrusted?: boolean
   /** takes an idempotency key: the `Idempotency-Key` header over REST, the `idempotency_key` argument over MCP */
   idempotencyKey?: boolean
+  /**
+   * what `run` itself can refuse over REST, status → when (e.g. `{ 410: 'MCP_GONE: the log was deleted' }`). The chain's
+   * refusals (401, 429, 403/404 for a project, 403 for the trigger right, 400 for bad input, 404 for an id in the path
+   * that names nothing, 503) are derived for the OpenAPI document from the fields above; list only the handler's own.
+   */
+  refusals?: Refusals
+  /** the OpenAPI tag: `data` for SPEC §5's records, `agent` (the default) for the tools that answer or act */
+  tag?: 'data' | 'agent'
   /** the work; the same for REST and MCP */
   run (ctx: OperationContext, args: Static<P> & Static<I>): Promise<Static<O>>
   /** MCP content blocks after the JSON text (default none), e.g. a resource_link */

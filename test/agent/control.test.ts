@@ -6,7 +6,7 @@ import type { TSchema } from '@fastify/type-provider-typebox'
 import { FIXTURE } from '../../db/seed.js'
 import { OPERATIONS } from '../../core/operations/index.js'
 import { AbortResult, MyAccessLogPage, RestartedBuild, RestartedJobs } from '../../schemas/control.js'
-import { connectV2, mintToken, rowsOnce, startMcpApp, textOf, type CallResult } from '../helpers/mcp.js'
+import { connectV1, connectV2, mintToken, rowsOnce, startMcpApp, textOf, type CallResult } from '../helpers/mcp.js'
 import { holdLock, lockWaiters, makeBuild } from '../helpers/builds.js'
 
 const { projects: P, users: U } = FIXTURE
@@ -125,6 +125,8 @@ t.test('refusals through the chain, for every route', async t => {
   refusal(t, again, 409, 'MCP_CONFLICT', 'restarting a job already restarted')
   t.match(again.body.message, /already been restarted/)
 
+  refusal(t, await post(full.token, `${pj}/builds/${g.buildId}/abort`, null), 400, 'FST_ERR_VALIDATION', 'a JSON null body (an absent one is fine)')
+
   const refused = await rowsOnce(app, db, r => r.token_id === readOnly.token_id && CONTROL_TOOLS.includes(r.action), 6)
   t.ok(refused.length === 6 && refused.every(r => r.outcome === 'forbidden' && r.status_code === 403), 'refusals audited as forbidden under the tool\'s name')
 })
@@ -219,6 +221,8 @@ t.test('tools/list matches the token', async t => {
     t.match(textOf(hidden), /MCP_TRIGGER_FORBIDDEN/)
     t.equal((await jobRow(g.id('x'))).restarted, false, `${era}: and changes nothing`)
   }
+  const v1 = await connectV1(t, endpoint, readOnly.token)
+  t.same((await v1.list()).map(tool => tool.name), OPERATIONS.filter(op => !op.trigger).map(op => op.name), 'the v1 SDK client is shown the same reads')
 })
 
 t.test('GET /me/access-log and get_my_access_log: the presented token\'s own calls, newest first, paged', async t => {

@@ -8,6 +8,7 @@ import { FIXTURE, seedFixture } from '../../db/seed.js'
 import { BuildWaiters } from '../../core/build-waiter.js'
 import { JOB_UPDATE, Notifier, pgListenConnector } from '../../core/notifier.js'
 import type { JobState } from '../../db/schema.js'
+import { within } from '../helpers/timing.js'
 
 const log = Fastify({ logger: false }).log
 const database = await createTestDatabase(t)
@@ -168,7 +169,8 @@ t.test('closing: every waiter answers at once with finished: false, and so does 
   closing.closing()
   const outcomes = await Promise.all(waiting)
   t.ok(outcomes.every(o => !o.finished && o.build.status === 'running'))
-  t.ok(performance.now() - started < 100, `answered in ${(performance.now() - started).toFixed(1)} ms`)
+  // "at once": not after the waits' own 30 s; a loaded host's stall is all the room it needs (test/helpers/timing.ts)
+  t.ok(performance.now() - started < within(0), `answered in ${(performance.now() - started).toFixed(1)} ms, not after the 30 s wait`)
   const late = await closing.wait(project, buildId, 30_000)
   t.equal(late.finished, false, 'a wait that starts while closing answers after one check')
   closing.close()

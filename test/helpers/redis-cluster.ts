@@ -32,8 +32,12 @@ export class RedisClusterServer {
     const dir = mkdtempSync(join(tmpdir(), 'ib-redis-cluster-'))
     const nodes: ClusterNode[] = []
     const cluster = new RedisClusterServer(dir, nodes, nodeTimeoutMs)
+    // should the test process end without its teardown (a crash, process.exit), no redis-server outlives it
+    const orphans = (): void => { for (const n of nodes) n.child.kill('SIGKILL') }
+    process.once('exit', orphans)
     t.teardown(async () => {
       await Promise.all(nodes.map(async (_n, i) => { await cluster.kill(i) }))
+      process.off('exit', orphans)
       rmSync(dir, { recursive: true, force: true })
     })
     for (let i = 0; i < count; i++) {

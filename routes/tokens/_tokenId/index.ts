@@ -1,6 +1,5 @@
 // PATCH/DELETE /tokens/:tokenId: edit or revoke one of the user's tokens.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { ErrorBody } from '../../../schemas/common.js'
 import { Done, TokenParams, UpdateTokenBody } from '../../../schemas/tokens.js'
 import { revokeToken, updateToken } from '../../../core/token-admin.js'
 import { mcpRouteConfig } from '../../../core/route-config.js'
@@ -9,12 +8,17 @@ const token: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.patch('/', {
     schema: {
       summary: 'Change name, scope, expiry or trigger right of a token (applies on the next request)',
-      tags: ['tokens'],
       params: TokenParams,
       body: UpdateTokenBody,
-      response: { 200: Done, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody }
+      response: { 200: Done }
     },
-    config: mcpRouteConfig({ action: 'update_mcp_token' })
+    config: mcpRouteConfig({
+      action: 'update_mcp_token',
+      refusals: {
+        400: 'MCP_BAD_REQUEST: nothing to update, a value out of range (as for creation), or expires_days on an OAuth grant',
+        403: 'MCP_PROJECT_FORBIDDEN: a project in enabled_projects is not one you collaborate on'
+      }
+    })
   }, async (request) => {
     const { tokenId } = request.params
     request.mcpAudit.tokenId = tokenId
@@ -26,9 +30,8 @@ const token: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.delete('/', {
     schema: {
       summary: 'Revoke a token (the row is kept for the audit trail)',
-      tags: ['tokens'],
       params: TokenParams,
-      response: { 200: Done, 401: ErrorBody, 404: ErrorBody }
+      response: { 200: Done }
     },
     config: mcpRouteConfig({ action: 'revoke_mcp_token' })
   }, async (request) => {

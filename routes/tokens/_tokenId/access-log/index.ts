@@ -1,6 +1,5 @@
 // GET /tokens/:tokenId/access-log: the token's audit trail (its uses and the changes made to it).
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { ErrorBody } from '../../../../schemas/common.js'
 import { AccessLogPage, AccessLogQuery, TokenParams } from '../../../../schemas/tokens.js'
 import { findOwnToken } from '../../../../db/tokens.js'
 import { listTokenAccessLog } from '../../../../db/access-log.js'
@@ -11,10 +10,9 @@ const accessLog: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.get('/', {
     schema: {
       summary: 'A token\'s audit rows, newest first',
-      tags: ['tokens'],
       params: TokenParams,
       querystring: AccessLogQuery,
-      response: { 200: AccessLogPage, 400: ErrorBody, 401: ErrorBody, 404: ErrorBody }
+      response: { 200: AccessLogPage }
     },
     config: mcpRouteConfig({ action: 'get_mcp_token_access_log', audit: false })
   }, async (request) => {

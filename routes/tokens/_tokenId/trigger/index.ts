@@ -1,6 +1,5 @@
 // POST/DELETE /tokens/:tokenId/trigger: grant or withdraw the right to trigger builds.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { ErrorBody } from '../../../../schemas/common.js'
 import { Done, TokenParams } from '../../../../schemas/tokens.js'
 import { setTrigger } from '../../../../core/token-admin.js'
 import { mcpRouteConfig } from '../../../../core/route-config.js'
@@ -12,10 +11,9 @@ const trigger: FastifyPluginAsyncTypebox = async (fastify) => {
       url: '/',
       schema: {
         summary: allow ? 'Allow the token to trigger builds' : 'Withdraw the token\'s right to trigger builds',
-        tags: ['tokens'],
         // no body schema: the dashboard sends `{}`, other clients nothing at all; either is fine
         params: TokenParams,
-        response: { 200: Done, 401: ErrorBody, 404: ErrorBody }
+        response: { 200: Done }
       },
       config: mcpRouteConfig({ action }),
       handler: async (request) => {

@@ -2,6 +2,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { operationArgs, operationContext, operationRoute } from '../../../../../operation-route.js'
 import { getJobLogOp } from '../../../../../../core/operations/index.js'
+import { JobLog } from '../../../../../../schemas/data.js'
 
 /** q-value of `type` in an Accept header (exact type, type/*, or * / *), 0 when absent. */
 function quality (accept: string, type: string): number {
@@ -25,7 +26,21 @@ export default async function (fastify: FastifyInstance): Promise<void> {
   const route = operationRoute(fastify, getJobLogOp)
   fastify.route({
     ...route,
-    schema: { ...route.schema, produces: ['application/json', 'text/plain'] },
+    config: {
+      ...route.config,
+      mcp: {
+        ...route.config?.mcp,
+        openapi: {
+          responses: {
+            200: {
+              description: 'The window as JSON, or its bytes as text/plain when Accept prefers text/plain (the window\'s position then in X-Log-* headers)',
+              content: { 'application/json': JobLog, 'text/plain': { type: 'string' } },
+              headers: ['X-Log-Total-Bytes', 'X-Log-Offset', 'X-Log-Length', 'X-Log-Truncated']
+            }
+          }
+        }
+      }
+    },
     handler: async (request, reply) => {
       const log = await getJobLogOp.run(operationContext(fastify, request), operationArgs(getJobLogOp, request))
       if (!wantsText(request)) return log

@@ -1,7 +1,5 @@
 // GET /projects/:projectId/jobs/:jobId/artifacts/download?filename=…: get_artifact's REST twin, the file's bytes streamed from storage.
 import type { FastifyInstance } from 'fastify'
-import { Type } from '@fastify/type-provider-typebox'
-import { ErrorBody } from '../../../../../../../schemas/common.js'
 import { ArtifactDownloadQuery, type ArtifactDownloadQuery as Query, type JobParams as Params } from '../../../../../../../schemas/data.js'
 import { contentDisposition, openArtifact } from '../../../../../../../core/artifacts.js'
 import { getArtifactOp } from '../../../../../../../core/operations/index.js'
@@ -16,8 +14,23 @@ export default async function (fastify: FastifyInstance): Promise<void> {
       summary: 'Download an artifact',
       description: 'The bytes of a file listed in the job\'s artifacts, streamed from storage. The MCP tool get_artifact answers with the text inline or a link here.',
       querystring: ArtifactDownloadQuery,
-      produces: ['application/octet-stream'],
-      response: { 200: Type.Unknown({ description: 'the file' }), 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 429: ErrorBody }
+      // the bytes are streamed as storage holds them: documented in config.mcp.openapi, not serialised
+      response: {}
+    },
+    config: {
+      ...route.config,
+      mcp: {
+        ...route.config?.mcp,
+        openapi: {
+          responses: {
+            200: {
+              description: 'The file\'s bytes, with the media type of its name (or storage\'s), application/octet-stream when unknown',
+              content: { '*/*': { type: 'string', contentMediaType: 'application/octet-stream' } },
+              headers: ['Content-Disposition', 'Content-Length']
+            }
+          }
+        }
+      }
     },
     handler: async (request, reply) => {
       const { entry, object } = await openArtifact(fastify.mcpGateway, request.mcpProject.id, request.params.jobId, request.query.filename)
