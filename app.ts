@@ -1,7 +1,8 @@
 // The standalone service as a plugin: wires storage, migrations, session keys, Redis, health and the guard, then mounts the gateway at /api/v1/mcp.
 import { randomUUID } from 'node:crypto'
 import fp from 'fastify-plugin'
-import type { FastifyInstance, FastifyServerOptions } from 'fastify'
+import type { Server } from 'node:http'
+import type { FastifyHttpOptions, FastifyInstance } from 'fastify'
 import { artifactRoot, parseTrustProxy, type Config } from './config.js'
 import { applyInfraboxSubset, migrateGateway } from './db/migrate.js'
 import { detectInfraboxSchema } from './db/infrabox-version.js'
@@ -50,7 +51,7 @@ declare module 'fastify' {
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/
 
 /** Fastify's own options for this service: limits, logging with secrets redacted, request ids, proxies. */
-export function serverOptions (config: Config): FastifyServerOptions {
+export function serverOptions (config: Config): FastifyHttpOptions<Server> {
   return {
     logger: {
       level: config.LOG_LEVEL,
@@ -70,6 +71,16 @@ export function serverOptions (config: Config): FastifyServerOptions {
     frameworkErrors: frameworkErrorHandler,
     clientErrorHandler,
     bodyLimit: 1024 * 1024,
+    // SPEC §13.9: a request must arrive whole within requestTimeout (a body trickled a byte at a time is cut with 408)
+    // and a silent socket is closed after connectionTimeout. Node checks requestTimeout every
+    // connectionsCheckingInterval (default 30 s): check often enough that the timeout means what it says.
+    requestTimeout: config.REQUEST_TIMEOUT_MS,
+    connectionTimeout: config.CONNECTION_TIMEOUT_MS,
+    // (Node applies requestTimeout only when given to the http server's constructor, hence `http` as well)
+    http: {
+      requestTimeout: config.REQUEST_TIMEOUT_MS,
+      connectionsCheckingInterval: Math.max(100, Math.min(30_000, Math.floor(config.REQUEST_TIMEOUT_MS / 10)))
+    },
     trustProxy: parseTrustProxy(config.TRUST_PROXY),
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
     requestIdHeader: false,

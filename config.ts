@@ -25,6 +25,8 @@ export const ConfigSchema = Type.Object({
   MCP_RATE_LIMIT_ARTIFACT_RPM: Int(10, 1, 1_000_000, 'requests per minute per user for artifacts'),
   MCP_RATE_LIMIT_TRIGGER_RPM: Int(5, 1, 1_000_000, 'build triggers per minute per user'),
   MCP_RATE_LIMIT_INTROSPECT_RPM: Int(60, 1, 1_000_000, 'token info (GET /me, get_token_info) per minute per user'),
+  MCP_RATE_LIMIT_PROTOCOL_RPM: Int(300, 1, 1_000_000, 'MCP protocol requests that are not tool calls (initialize, tools/list, ping, unknown tools) per minute per user'),
+  MCP_RATE_LIMIT_UNAUTH_RPM: Int(120, 1, 1_000_000, 'requests refused before a user is known (401, unknown routes, guard) per minute per client address; then 429'),
   RATE_LIMIT_REDIS_TIMEOUT_MS: Int(50, 1, 10_000, 'limiter answer deadline before failing open'),
   MCP_TOKEN_MAX_EXPIRY_DAYS: Int(365, 1, 36_500, 'longest token lifetime'),
   MCP_TOKEN_MAX_PER_USER: Int(20, 1, 10_000, 'live tokens per user'),
@@ -38,9 +40,12 @@ export const ConfigSchema = Type.Object({
   S3_ACCESS_KEY_ID: Str('S3 access key'),
   S3_SECRET_ACCESS_KEY: Str('S3 secret key'),
   S3_FORCE_PATH_STYLE: Flag(false, 'path-style S3 addressing (MinIO, Ceph)'),
+  REQUEST_TIMEOUT_MS: Int(30_000, 100, 3_600_000, 'longest time to receive a whole request (headers and body); a trickled body is cut with 408'),
+  CONNECTION_TIMEOUT_MS: Int(60_000, 100, 3_600_000, 'a socket silent this long is closed (wait_for_build answers within 45 s)'),
   TRUST_PROXY: Type.String({ default: 'false', description: 'Fastify trustProxy: true, false, a hop count or comma-separated addresses' }),
   LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map(l => Type.Literal(l)), { default: 'info' }),
   MCP_ALLOWED_ORIGINS: Type.String({ default: '', description: 'comma-separated browser origins allowed on the MCP endpoint' }),
+  SESSION_ALLOWED_ORIGINS: Type.String({ default: '', description: 'comma-separated browser origins (besides the gateway\'s own) whose pages may change tokens with the InfraBox session cookie' }),
   PUBLIC_BASE_URL: Type.Optional(Type.String({ pattern: '^https?://[^/?#@]+/?$', description: 'the gateway as clients reach it (scheme://host[:port], no path); turns the OAuth server on' })),
   INFRABOX_LOGIN_URL: Type.Optional(Type.String({ pattern: '^https?://', description: 'InfraBox login page; the authorize URL to return to is passed as return_to (or replaces {return_to})' })),
   OAUTH_CIMD_ALLOW_PRIVATE: Flag(false, 'fetch client ID metadata documents from private, loopback and link-local addresses too'),
@@ -69,9 +74,14 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
   if (first !== undefined) {
     const name = first.instancePath.replace(/^\//, '') || 'configuration'
     const raw = input[name]
-    throw new ConfigError(`invalid configuration: ${name} ${first.message}${raw !== undefined ? ` (got ${JSON.stringify(raw)})` : ''}`)
+    throw new ConfigError(`invalid configuration: ${name} ${first.message}${raw !== undefined ? ` (got ${JSON.stringify(redactUserinfo(String(raw)))})` : ''}`)
   }
   const config = value as Config
+  // A URL the pattern admits may still not parse; the drivers' own errors would carry it whole, password included.
+  for (const name of URL_VARIABLES) {
+    const raw = config[name]
+    if (raw !== undefined && !URL.canParse(raw)) throw new ConfigError(`invalid configuration: ${name} is not a valid URL (got ${JSON.stringify(redactUserinfo(raw))})`)
+  }
   if (config.ARTIFACT_STORAGE === 's3' && config.S3_BUCKET === undefined) {
     throw new ConfigError('invalid configuration: S3_BUCKET is required when ARTIFACT_STORAGE=s3')
   }
@@ -84,6 +94,17 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
   }
   parseTrustProxy(config.TRUST_PROXY)
   return config
+}
+
+const URL_VARIABLES = ['DATABASE_URL', 'REDIS_URL', 'S3_ENDPOINT', 'PUBLIC_BASE_URL', 'INFRABOX_LOGIN_URL'] as const
+
+/**
+ * A value with the userinfo of a URL (`user:password@`) masked, however malformed the rest is: everything between the
+ * scheme and the last `@` (SPEC §13.11: no credential is ever printed).
+ */
+export function redactUserinfo (raw: string): string {
+  if (!raw.includes('@')) return raw
+  return raw.replace(/^([a-z][a-z0-9+.-]*:\/*)?[^]*@/i, (_m, scheme: string | undefined) => `${scheme ?? ''}[redacted]@`)
 }
 
 /** TRUST_PROXY as Fastify takes it (a hop count becomes "trust the nearest N"). */
@@ -103,5 +124,12 @@ export function parseTrustProxy (raw: string): boolean | string[] | ((address: s
 export const artifactRoot = (config: Config): string => config.ARTIFACT_FS_ROOT ?? join(config.DATA_DIR, 'artifacts')
 
 export function allowedOrigins (config: Config): Set<string> {
-  return new Set(config.MCP_ALLOWED_ORIGINS.split(',').map(s => s.trim()).filter(s => s !== ''))
+  return originList(config.MCP_ALLOWED_ORIGINS)
 }
+
+/** SESSION_ALLOWED_ORIGINS as a set of origins in the form browsers send (lower case). */
+export function sessionAllowedOrigins (config: Config): Set<string> {
+  return originList(config.SESSION_ALLOWED_ORIGINS)
+}
+
+const originList = (raw: string): Set<string> => new Set(raw.split(',').map(s => s.trim().replace(/\/$/, '').toLowerCase()).filter(s => s !== ''))

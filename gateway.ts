@@ -4,7 +4,7 @@ import autoload from '@fastify/autoload'
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import type { Kysely } from 'kysely'
 import type { PostgresDb } from '@fastify/postgres'
-import { loadConfig, type Config } from './config.js'
+import { loadConfig, sessionAllowedOrigins, type Config } from './config.js'
 import type { Database } from './db/schema.js'
 import { kyselyOverPool } from './db/connect.js'
 import { detectInfraboxSchema } from './db/infrabox-version.js'
@@ -17,12 +17,14 @@ import { errorHandler } from './plugins/errors.js'
 import { gatewayNotFoundHandler } from './plugins/not-found.js'
 import auditStep from './plugins/audit.js'
 import sessionAuth from './plugins/session-auth.js'
+import sessionCsrf from './plugins/session-csrf.js'
 import mcpAuth from './plugins/mcp-auth.js'
 import rateLimit from './plugins/rate-limit.js'
 import { projectAccess, triggerAccess } from './plugins/project-access.js'
 import { announceGateway } from './plugins/token-guard.js'
 import { mcpEndpoint } from './mcp/endpoint.js'
-import { mcpOriginGuard } from './plugins/mcp-origin.js'
+import { oauthOffPaths } from './mcp/well-known.js'
+import { mcpCorsPreflight, mcpOriginGuard } from './plugins/mcp-origin.js'
 import { mcpOAuth } from './oauth/routes.js'
 import { resourceMetadataChallenge } from './oauth/discovery.js'
 import { oauthSettings, oauthUrls, type OAuthOptions } from './oauth/settings.js'
@@ -160,11 +162,16 @@ export const mcpGateway: FastifyPluginAsync<McpGatewayOptions> = async (fastify,
     admin.addHook('onRoute', (route) => { route.config = { ...route.config, mcp: { ...route.config?.mcp, session: true } } })
     await admin.register(auditStep, { fallbackAction: 'mcp_token_admin' })
     await admin.register(sessionAuth)
+    // a cookie session changes tokens only from the gateway's own origin (or SESSION_ALLOWED_ORIGINS), with JSON bodies
+    await admin.register(sessionCsrf, { publicBaseUrl: services.config.PUBLIC_BASE_URL, allowedOrigins: sessionAllowedOrigins(services.config) })
     await admin.register(autoload, { dir: routesDir('tokens'), routeParams: true, options: { prefix: '/tokens' } })
   })
 
   // The OAuth server (SPEC §12): its own scope, its own audit step and per-address budgets; it mints ib_mcp_ tokens.
   if (oauth !== null) await fastify.register(mcpOAuth, { prefix: '/oauth', settings: oauth })
+  else await fastify.register(oauthOffPaths) // the same 404 sentence as the discovery paths, token or not (SPEC §7)
+  // browsers' CORS preflight of the MCP endpoint, outside the chain (a preflight carries no token)
+  await fastify.register(mcpCorsPreflight)
 
   // The MCP chain, in the order of SPEC §4: audit context, auth, rate limit, project access, trigger access,
   // handler; the audit row is written in onResponse, after everything else.

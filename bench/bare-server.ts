@@ -146,7 +146,7 @@ switch (variant.replace(/^constant-?/, '')) {
     failOpen = async () => (await metrics.rateLimitFailOpen.get()).values[0]?.value ?? 0
     const services = {
       limiter,
-      limits: { default: NEVER, log: NEVER, artifact: NEVER, trigger: NEVER, introspect: NEVER },
+      limits: { default: NEVER, log: NEVER, artifact: NEVER, trigger: NEVER, introspect: NEVER, protocol: NEVER, unauth: NEVER },
       limiterKeyPrefix: process.env.BENCH_LIMITER_PREFIX ?? 'bench_dl',
       limiterHealth: new LimiterHealth(),
       log: fastify.log,

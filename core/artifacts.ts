@@ -14,6 +14,14 @@ export async function openArtifact (services: GatewayServices, projectId: string
   return { entry, object: await services.artifacts.open(key) }
 }
 
+/** The listed artifact and its stored size and type, without opening the object (HEAD: SPEC §13.12). */
+export async function statArtifact (services: GatewayServices, projectId: string, jobId: string, filename: string): Promise<{ entry: Artifact, size: number, contentType?: string | undefined }> {
+  const key = artifactKey(jobId, filename)
+  const entry = await findArtifact(services.db, projectId, jobId, filename)
+  const stat = await services.artifacts.stat(key)
+  return { entry, size: stat.size, contentType: stat.contentType }
+}
+
 /** RFC 6266/5987 attachment header that survives any filename. */
 export function contentDisposition (filename: string): string {
   const ascii = filename.replace(/[^\x20-\x7e]|["\\]/g, '_')

@@ -2,8 +2,10 @@
 import { randomFillSync } from 'node:crypto'
 import type { Kysely, Selectable } from 'kysely'
 import type { FastifyBaseLogger } from 'fastify'
-import type { Database, McpAccessLogTable } from '../db/schema.js'
+import type { Database, Json, McpAccessLogTable } from '../db/schema.js'
 import { insertAccessLogJson } from '../db/access-log.js'
+import { isRowDataError } from '../lib/errors.js'
+import { UUID } from '../lib/ids.js'
 import type { Metrics } from './metrics.js'
 
 /** One mcp_access_log row as the chain records it: every column but the id, which the writer draws. */
@@ -67,6 +69,72 @@ export function rowJson (row: AuditRow): string {
   return json.includes('\\u') && MAYBE_UNSTORABLE.test(json) ? JSON.stringify(deepStorable(withId)) : json
 }
 
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
+const note = (v: unknown): string => (typeof v === 'string' ? v : JSON.stringify(v) ?? String(v)).slice(0, 200)
+
+/** What a repaired row says in its details: which fields were nulled (or cut) and why PostgreSQL refused the row. */
+function repairNote (fields: string[], reason: string, original: unknown): Record<string, unknown> {
+  return { audit_repair: { fields, reason: storable(reason.slice(0, 300)), original: storable(note(original)) } }
+}
+
+const text = (max: number) => (v: unknown): boolean => v === null || v === undefined || (typeof v === 'string' && v.length <= max)
+const anyText = (v: unknown): boolean => v === null || v === undefined || typeof v === 'string'
+const uuid = (v: unknown): boolean => v === null || v === undefined || (typeof v === 'string' && UUID.test(v))
+const smallint = (v: unknown): boolean => v === null || v === undefined || (Number.isInteger(v) && Math.abs(v as number) <= 32767)
+const real = (v: unknown): boolean => v === null || v === undefined || (typeof v === 'number' && Number.isFinite(v) && Math.abs(v) < 3e38)
+const instant = (v: unknown): boolean => {
+  if (typeof v !== 'string') return false
+  const t = Date.parse(v)
+  return Number.isFinite(t) && t > Date.UTC(1900, 0, 1) && t < Date.UTC(9999, 0, 1)
+}
+
+/** The typed columns of mcp_access_log and what each surely stores; a value outside is nulled (see repairRow). */
+const COLUMN_CHECKS: Record<string, (v: unknown) => boolean> = {
+  token_id: text(16),
+  user_id: uuid,
+  project_id: uuid,
+  error: anyText,
+  ip: text(64),
+  status_code: smallint,
+  duration_ms: real,
+  method: anyText,
+  path: anyText,
+  request_id: anyText,
+  via: anyText
+}
+
+/**
+ * A row PostgreSQL refused, made storable: every value its column could refuse nulled (NOT NULL ones cut to fit
+ * or given a stand-in), strings cleaned, and a note in `details` naming the fields and the refusal. `strict`:
+ * keep only what cannot fail (id, action, outcome, time and the note), for a row still refused after the first repair.
+ */
+export function repairRow (json: string, reason: string, strict = false): string {
+  const row = deepStorable(JSON.parse(json)) as Record<string, unknown>
+  const fields: string[] = []
+  const original: Record<string, unknown> = {}
+  const out: Record<string, unknown> = {
+    id: typeof row.id === 'string' && UUID.test(row.id) ? row.id : uuidv7(),
+    action: typeof row.action === 'string' && row.action !== '' ? row.action.slice(0, 128) : 'unknown',
+    outcome: typeof row.outcome === 'string' && row.outcome !== '' ? row.outcome.slice(0, 32) : 'failure',
+    accessed_at: instant(row.accessed_at) ? row.accessed_at : new Date().toISOString()
+  }
+  for (const key of ['action', 'outcome', 'accessed_at'] as const) {
+    if (out[key] !== row[key]) { fields.push(key); original[key] = row[key] }
+  }
+  for (const [column, fits] of Object.entries(COLUMN_CHECKS)) {
+    const v = row[column]
+    if (v === undefined || v === null) continue
+    if (!strict && fits(v)) { out[column] = v; continue }
+    fields.push(column)
+    original[column] = v
+  }
+  const repair = repairNote(fields, reason, original)
+  out.details = strict
+    ? repair
+    : isObject(row.details) ? { ...row.details, ...repair } : row.details === null || row.details === undefined ? repair : { details: row.details, ...repair }
+  return JSON.stringify(out)
+}
+
 /**
  * Requests only ever call `record`, which is synchronous and cannot fail. A timer drains the queue with
  * batched INSERTs on the writer's own connections (never the request's transaction), keeps rows and backs
@@ -102,7 +170,15 @@ export class AuditWriter {
       if (this.warn('audit buffer full: dropping rows', { dropped: this.droppedUnreported, bufferMax: this.opts.bufferMax })) this.droppedUnreported = 0
       return
     }
-    this.queue.push(rowJson(row))
+    let json: string
+    try {
+      json = rowJson(row)
+    } catch (err) {
+      // details JSON cannot hold (a BigInt, a cycle): the row is kept, its details replaced by a note
+      json = rowJson({ ...row, details: repairNote(['details'], 'details are not JSON', err instanceof Error ? err.message : String(err)) as Json })
+      this.opts.metrics.auditRepaired.inc()
+    }
+    this.queue.push(json)
   }
 
   private async tick (): Promise<void> {
@@ -131,7 +207,7 @@ export class AuditWriter {
       first = false
       const batch = this.queue.slice(0, this.batchSize)
       try {
-        await insertAccessLogJson(this.db, batch)
+        await this.write(batch)
       } catch (err) {
         this.opts.metrics.auditFlushFailures.inc()
         this.backoffMs = Math.min(MAX_BACKOFF_MS, this.backoffMs === 0 ? this.opts.flushMs : this.backoffMs * 2)
@@ -141,7 +217,6 @@ export class AuditWriter {
       }
       // Rows recorded while the INSERT ran were appended after the batch: remove exactly the batch.
       this.queue.splice(0, batch.length)
-      this.opts.metrics.auditWritten.inc(batch.length)
       this.backoffMs = 0
       this.nextAttemptAt = 0
     }
@@ -151,6 +226,45 @@ export class AuditWriter {
       this.opts.log.warn({ dropped: this.droppedUnreported, bufferMax: this.opts.bufferMax }, 'audit buffer drained; rows were dropped while it was full')
       this.droppedUnreported = 0
     }
+  }
+
+  /**
+   * Writes a batch; a batch PostgreSQL refuses for its values (not for being unreachable) is split in halves until
+   * the refused rows stand alone, and each of those is written repaired (repairRow), so one row never holds back
+   * the others. Safe to repeat after a connection error: rows carry their ids and existing ids are skipped.
+   */
+  private async write (batch: string[]): Promise<void> {
+    try {
+      await insertAccessLogJson(this.db, batch)
+      this.opts.metrics.auditWritten.inc(batch.length)
+    } catch (err) {
+      if (!isRowDataError(err)) throw err
+      if (batch.length > 1) {
+        const half = Math.ceil(batch.length / 2)
+        await this.write(batch.slice(0, half))
+        await this.write(batch.slice(half))
+        return
+      }
+      await this.writeRepaired(batch[0] as string, err)
+    }
+  }
+
+  private async writeRepaired (json: string, refusal: unknown): Promise<void> {
+    const reason = `${(refusal as { code?: string }).code ?? ''} ${(refusal as Error).message}`.trim()
+    for (const strict of [false, true]) {
+      try {
+        await insertAccessLogJson(this.db, [repairRow(json, reason, strict)])
+        this.opts.metrics.auditWritten.inc()
+        this.opts.metrics.auditRepaired.inc()
+        this.warn('audit row refused by PostgreSQL: written with the offending fields nulled', { reason })
+        return
+      } catch (err) {
+        if (!isRowDataError(err)) throw err
+      }
+    }
+    // not even the bare row (id, action, outcome, time, note) was storable: counted as dropped, the queue moves on
+    this.opts.metrics.auditDropped.inc()
+    this.opts.log.error({ reason }, 'audit row refused by PostgreSQL even after repair: dropped')
   }
 
   /** Stops the timer and writes what is queued, retrying until `deadlineMs` passes. */

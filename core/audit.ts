@@ -2,7 +2,8 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { AuditOutcome, Json } from '../db/schema.js'
 import type { GatewayServices } from './services.js'
-import { redactTokens } from './token.js'
+import { redactTokens, TOKEN_ID_SHAPE } from './token.js'
+import { UUID } from '../lib/ids.js'
 
 /** What the chain learns about a request as it passes, for its audit row. */
 export interface AuditContext {
@@ -41,19 +42,22 @@ export interface AuditEntry extends Omit<AuditContext, 'skip'> {
   ip?: string
 }
 
+/** A value for a uuid column: a canonical UUID (lower-cased), else null; the column must never see what it would refuse. */
+const uuidColumn = (v: string | null): string | null => v !== null && UUID.test(v) ? v.toLowerCase() : null
+
 /** Builds the row of one finished call and hands it to the writer (synchronous, cannot fail); counts it. */
 export function recordAuditEntry (services: GatewayServices, request: FastifyRequest, reply: FastifyReply, e: AuditEntry): void {
   const outcome = e.outcome ?? outcomeOf(e.statusCode)
   services.audit.record({
-    token_id: e.tokenId,
-    user_id: e.userId,
+    token_id: e.tokenId !== null && TOKEN_ID_SHAPE.test(e.tokenId) ? e.tokenId : null,
+    user_id: uuidColumn(e.userId),
     action: e.action,
     outcome,
     details: e.details,
     error: e.error,
     ip: e.ip ?? ipOf(request),
     accessed_at: new Date(Date.now() - reply.elapsedTime),
-    project_id: e.projectId,
+    project_id: uuidColumn(e.projectId),
     status_code: e.statusCode,
     duration_ms: Math.round(reply.elapsedTime * 1000) / 1000,
     method: request.method,

@@ -15,6 +15,10 @@ export interface BucketLimits {
   trigger: number
   /** token info: reads every other budget without spending it */
   introspect: number
+  /** MCP protocol traffic that is not a tool call: initialize, discover, tools/list, ping, unknown tools (bucket mcp_protocol) */
+  protocol: number
+  /** refusals before a user is known, per client address */
+  unauth: number
 }
 
 /** What spending a budget needs; the gateway's services provide it, and so can a bare benchmark server. */

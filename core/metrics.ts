@@ -15,6 +15,7 @@ export function createMetrics (opts: { defaultMetrics?: boolean } = {}) {
     auditDepth: new Gauge({ name: 'mcp_audit_buffer_depth', help: 'audit rows waiting to be written', registers: [registry], collect () { this.set(auditDepthOf()) } }),
     auditWritten: new Counter({ name: 'mcp_audit_rows_written_total', help: 'audit rows written to mcp_access_log', registers: [registry] }),
     auditDropped: new Counter({ name: 'mcp_audit_rows_dropped_total', help: 'audit rows dropped because the buffer was full', registers: [registry] }),
+    auditRepaired: new Counter({ name: 'mcp_audit_rows_repaired_total', help: 'audit rows PostgreSQL refused, written with the offending fields nulled and a note in details', registers: [registry] }),
     auditFlushFailures: new Counter({ name: 'mcp_audit_flush_failures_total', help: 'failed audit batch inserts (retried)', registers: [registry] })
   }
   // The label children of each (action, outcome, via) a call was counted under: prom-client would otherwise

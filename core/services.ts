@@ -15,6 +15,7 @@ import { TokenUsage } from './token-usage.js'
 import { TokenLookups } from './token-lookup.js'
 import { CONSOLE_UPDATE, JOB_UPDATE, Notifier, type ListenConnector } from './notifier.js'
 import { BuildWaiters } from './build-waiter.js'
+import { AnonymousRefusals } from './anonymous-refusals.js'
 
 export type { BucketLimits }
 
@@ -26,6 +27,8 @@ export interface GatewayServices extends BudgetDeps {
   redis: RedisClient | null
   limiterKind: 'redis' | 'memory'
   audit: AuditWriter
+  /** the per-address budget of refusals before a user is known, and their aggregated audit rows */
+  anonymous: AnonymousRefusals
   /** last_used_at writes, coalesced */
   usage: TokenUsage
   /** the auth step's live token (+ project) lookups, coalesced per turn of the event loop */
@@ -69,7 +72,9 @@ export function limitsFrom (config: Config, overrides: Partial<BucketLimits> = {
     log: overrides.log ?? config.MCP_RATE_LIMIT_LOG_RPM,
     artifact: overrides.artifact ?? config.MCP_RATE_LIMIT_ARTIFACT_RPM,
     trigger: overrides.trigger ?? config.MCP_RATE_LIMIT_TRIGGER_RPM,
-    introspect: overrides.introspect ?? config.MCP_RATE_LIMIT_INTROSPECT_RPM
+    introspect: overrides.introspect ?? config.MCP_RATE_LIMIT_INTROSPECT_RPM,
+    protocol: overrides.protocol ?? config.MCP_RATE_LIMIT_PROTOCOL_RPM,
+    unauth: overrides.unauth ?? config.MCP_RATE_LIMIT_UNAUTH_RPM
   }
 }
 
@@ -106,6 +111,10 @@ export function createServices (inp: ServiceInputs): GatewayServices {
   const notifier = inp.listen === undefined ? null : new Notifier(inp.listen, [JOB_UPDATE, CONSOLE_UPDATE], { log: inp.log })
   const infrabox = inp.infrabox ?? SCHEMA_47_COLUMNS
   const waiters = new BuildWaiters(inp.db, notifier, { log: inp.log, infrabox })
+  const limits = limitsFrom(inp.config, inp.limits)
+  const limiterKeyPrefix = inp.limiterKeyPrefix ?? 'ib_mcp_rl'
+  const limiterHealth = new LimiterHealth()
+  const anonymous = new AnonymousRefusals({ limiter, limits, limiterHealth, limiterKeyPrefix, log: inp.log, metrics, audit }, limits.unauth)
   return {
     config: inp.config,
     db: inp.db,
@@ -113,8 +122,9 @@ export function createServices (inp: ServiceInputs): GatewayServices {
     redis,
     limiter,
     limiterKind: redis !== null ? 'redis' : 'memory',
-    limiterHealth: new LimiterHealth(),
-    limiterKeyPrefix: inp.limiterKeyPrefix ?? 'ib_mcp_rl',
+    limiterHealth,
+    limiterKeyPrefix,
+    anonymous,
     log: inp.log,
     audit,
     usage,
@@ -125,11 +135,12 @@ export function createServices (inp: ServiceInputs): GatewayServices {
     metrics,
     authenticateSession: inp.authenticateSession,
     tokenPolicy: { maxExpiryDays: inp.config.MCP_TOKEN_MAX_EXPIRY_DAYS, maxPerUser: inp.config.MCP_TOKEN_MAX_PER_USER },
-    limits: limitsFrom(inp.config, inp.limits),
+    limits,
     close: async () => {
       waiters.close()
       await notifier?.close()
       await usage.close()
+      anonymous.close() // its last rows go into the audit buffer before that is flushed
       await audit.close()
       await limiter.close()
       await artifacts.close?.()

@@ -1,7 +1,7 @@
 // Token administration rules (SPEC §6): name, scope and expiry checks, the per-user cap, and the views returned.
 import type { Kysely } from 'kysely'
 import type { Database, EnabledProjects, McpToken } from '../db/schema.js'
-import { collaboratingProjects, countLiveTokens, findOwnToken, insertToken, listTokens, updateOwnLiveToken } from '../db/tokens.js'
+import { collaboratingProjects, findOwnToken, insertTokenWithinCap, listTokens, updateOwnLiveToken } from '../db/tokens.js'
 import { grantsOfTokens } from '../db/oauth.js'
 import { badRequest, conflict, GatewayError, notFound } from '../lib/errors.js'
 import { mintToken } from './token.js'
@@ -77,11 +77,8 @@ export async function createToken (db: Kysely<Database>, policy: TokenPolicy, us
   const name = checkName(body.name)
   const expiresAt = expiryFromDays(body.expires_days, policy, now)
   const scope = await checkScope(db, userId, body.enabled_projects ?? {}, expiresAt, now)
-  if (await countLiveTokens(db, userId) >= policy.maxPerUser) {
-    throw conflict(`you already have ${policy.maxPerUser} live tokens; revoke one first`)
-  }
   const minted = mintToken()
-  const row = await insertToken(db, {
+  const row = await insertTokenWithinCap(db, {
     tokenId: minted.tokenId,
     tokenHash: minted.tokenHash,
     userId,
@@ -89,7 +86,8 @@ export async function createToken (db: Kysely<Database>, policy: TokenPolicy, us
     enabledProjects: scope,
     allowTrigger: body.allow_trigger ?? false,
     expiresAt
-  })
+  }, policy.maxPerUser)
+  if (row === null) throw conflict(`you already have ${policy.maxPerUser} live tokens; revoke one first`)
   return {
     token_id: row.token_id,
     token: minted.token,

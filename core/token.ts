@@ -78,21 +78,44 @@ export function credentialFrom (authorization: string | undefined): string | nul
   const value = match[2] ?? ''
   if (scheme === 'bearer' || scheme === 'token') return value
   if (scheme === 'basic') {
-    const decoded = Buffer.from(value, 'base64').toString('utf8')
-    const colon = decoded.indexOf(':')
-    if (colon < 0) return null
-    const password = decoded.slice(colon + 1)
-    return password === '' ? null : password
+    const halves = basicHalves(value)
+    return halves === null || halves[1] === '' ? null : halves[1]
   }
   return null
+}
+
+/** user name and password of a Basic credential (base64 of `user:password`); null when it is not one. */
+function basicHalves (value: string): [string, string] | null {
+  const decoded = Buffer.from(value, 'base64').toString('utf8')
+  const colon = decoded.indexOf(':')
+  return colon < 0 ? null : [decoded.slice(0, colon), decoded.slice(colon + 1)]
+}
+
+/** Every credential an Authorization header carries: a Bearer/token value, or both halves of a Basic pair. */
+export function credentialsFrom (authorization: string | undefined): string[] {
+  if (authorization === undefined) return []
+  const match = /^\s*([A-Za-z]+)\s+(\S+)\s*$/.exec(authorization)
+  if (match === null) return []
+  const scheme = (match[1] ?? '').toLowerCase()
+  if (scheme === 'basic') return (basicHalves(match[2] ?? '') ?? []).filter(h => h !== '')
+  const one = credentialFrom(authorization)
+  return one === null ? [] : [one]
+}
+
+/** A Cookie header as a server decodes it (percent-escapes resolved), so `ib%5Fmcp%5F…` is seen for what it is. */
+function decodedCookies (cookie: string): string {
+  return cookie.split(';').map(part => {
+    try { return decodeURIComponent(part) } catch { return part }
+  }).join(';')
 }
 
 /** Does this request present an MCP credential anywhere InfraBox would read one (header or `token` cookie)? */
 export function carriesMcpCredential (authorization: string | undefined, cookie: string | undefined): boolean {
   if (authorization !== undefined) {
     if (authorization.toLowerCase().includes(TOKEN_PREFIX)) return true
-    const credential = credentialFrom(authorization)
-    if (credential !== null && credential.toLowerCase().startsWith(TOKEN_PREFIX)) return true
+    // both halves of a Basic pair: a token sent as the user name is still a token (SPEC §13.8)
+    if (credentialsFrom(authorization).some(c => c.toLowerCase().includes(TOKEN_PREFIX))) return true
   }
-  return cookie !== undefined && cookie.toLowerCase().includes(TOKEN_PREFIX)
+  // cookies decoded: `token=ib%5Fmcp%5F…` is the same token to any server that reads it (SPEC §13.8)
+  return cookie !== undefined && (cookie.toLowerCase().includes(TOKEN_PREFIX) || decodedCookies(cookie).toLowerCase().includes(TOKEN_PREFIX))
 }

@@ -70,16 +70,35 @@ const PREPARING = Symbol('ib-mcp-prepared-statements')
 type QueryFn = (config: unknown, values?: unknown, callback?: unknown) => unknown
 const SLASH = 47
 
-/** Sends marked statements (see `prepared`) by name; everything else passes through untouched. */
-function preparingClient<T extends pg.PoolClient> (client: T): T {
+/**
+ * `Date` parameters as UTC ISO strings. pg writes a Date in the process's local zone with its offset, and a
+ * `timestamp` column (InfraBox's, all UTC) drops the offset: on a TZ=Asia/Tokyo host a 1-day token was stored 33 h
+ * ahead (SPEC §13.6). An ISO string with `Z` is read as the same instant by timestamptz and as UTC wall time by
+ * timestamp, whatever the host's zone. (pg's own switch, `defaults.parseInputDatesAsUTC`, is process-wide and
+ * would change an embedding host's queries too.)
+ */
+function utcDates (values: unknown[]): unknown[] {
+  for (let i = 0; i < values.length; i++) {
+    if (values[i] instanceof Date) return values.map(v => v instanceof Date ? (Number.isNaN(v.getTime()) ? null : v.toISOString()) : v)
+  }
+  return values
+}
+
+/**
+ * The gateway's statements on a pooled client: `Date` parameters in UTC (utcDates), and, when `named`, marked
+ * statements (see `prepared`) sent by name; everything else passes through untouched.
+ */
+function preparingClient<T extends pg.PoolClient> (client: T, named = true): T {
   const c = client as T & { [PREPARING]?: true }
   if (c[PREPARING] === true) return client
   const query = client.query.bind(client) as QueryFn
   const wrapped: QueryFn = (config, values, callback) => {
     // (text, values) as Kysely sends them; the first character rules out almost every statement at once
-    if (typeof config === 'string' && config.charCodeAt(0) === SLASH && Array.isArray(values) && callback === undefined) {
-      const name = PREPARED.exec(config)?.[1]
-      if (name !== undefined) return query({ name, text: config, values })
+    if (typeof config === 'string' && Array.isArray(values) && callback === undefined) {
+      const utc = utcDates(values)
+      const name = named && config.charCodeAt(0) === SLASH ? PREPARED.exec(config)?.[1] : undefined
+      if (name !== undefined) return query({ name, text: config, values: utc })
+      return query(config, utc)
     }
     return query(config, values, callback)
   }
@@ -95,7 +114,7 @@ function preparingClient<T extends pg.PoolClient> (client: T): T {
 export function kyselyOverPool (pool: pg.Pool, opts: { preparedStatements?: boolean } = {}): Kysely<Database> {
   const named = opts.preparedStatements ?? true
   const borrowed = {
-    connect: async () => named ? preparingClient(await pool.connect()) : await pool.connect(),
+    connect: async () => preparingClient(await pool.connect(), named),
     end: async () => { /* the pool's owner (e.g. @fastify/postgres) ends it */ }
   }
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool: borrowed }) })
@@ -106,7 +125,7 @@ export function kyselyWithOwnPool (s: PoolSettings): Kysely<Database> {
   const pool = survivePoolErrors(new pg.Pool(poolConfig(s)), s.onError)
   const named = s.preparedStatements ?? true
   const owned = {
-    connect: async () => named ? preparingClient(await pool.connect()) : await pool.connect(),
+    connect: async () => preparingClient(await pool.connect(), named),
     end: async () => { await pool.end() }
   }
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool: owned }) })

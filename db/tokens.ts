@@ -117,6 +117,24 @@ export async function insertToken (db: Kysely<Database>, t: NewToken): Promise<M
   }).returningAll().executeTakeFirstOrThrow()
 }
 
+/**
+ * `insertToken` unless the user already holds `maxLive` live tokens (null then). The count and the insert run in one
+ * transaction under a per-user advisory lock, so concurrent creations queue on it and the cap is exact (SPEC §13.5);
+ * other users never wait for each other.
+ */
+export async function insertTokenWithinCap (db: Kysely<Database>, t: NewToken, maxLive: number): Promise<McpToken | null> {
+  return await db.transaction().execute(async (trx) => {
+    await lockUserTokens(trx, t.userId)
+    if (await countLiveTokens(trx, t.userId) >= maxLive) return null
+    return await insertToken(trx, t)
+  })
+}
+
+/** Holds the user's token-cap lock until the surrounding transaction ends. */
+export async function lockUserTokens (trx: Kysely<Database>, userId: string): Promise<void> {
+  await sql`SELECT pg_advisory_xact_lock(hashtextextended(${`ib_mcp_token_cap:${userId}`}, 0))`.execute(trx)
+}
+
 /** A user's tokens, newest first; revoked ones only when asked. */
 export async function listTokens (db: Kysely<Database>, userId: string, includeRevoked: boolean): Promise<McpToken[]> {
   let q = db.selectFrom('mcp_token').selectAll().where('user_id', '=', userId)

@@ -16,6 +16,8 @@ export type ErrorCode =
   | 'MCP_HEADERS_TOO_LARGE'
   | 'MCP_REQUEST_TIMEOUT'
   | 'MCP_METHOD_NOT_ALLOWED'
+  | 'MCP_CROSS_SITE'
+  | 'MCP_ENV_FORBIDDEN'
 
 export class GatewayError extends Error {
   readonly statusCode: number
@@ -88,4 +90,15 @@ export function isClientDataError (err: unknown): boolean {
   if (typeof err !== 'object' || err === null) return false
   const { code, severity } = err as { code?: unknown, severity?: unknown }
   return typeof code === 'string' && PG_CLIENT_DATA_CODES.has(code) && typeof severity === 'string'
+}
+
+/**
+ * PostgreSQL refusing the values of a row rather than being unreachable: a data exception (SQLSTATE class 22:
+ * a malformed uuid, a value too long, out of range, NUL in text…) or an integrity violation (class 23: a NULL in
+ * a NOT NULL column). Sending the same row again fails the same way; the audit writer repairs it instead.
+ */
+export function isRowDataError (err: unknown): boolean {
+  if (typeof err !== 'object' || err === null || isDatabaseUnavailable(err)) return false
+  const { code, severity } = err as { code?: unknown, severity?: unknown }
+  return typeof code === 'string' && /^2[23][0-9A-Z]{3}$/.test(code) && typeof severity === 'string'
 }

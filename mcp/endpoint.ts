@@ -6,8 +6,12 @@ import { restUrlFor } from '../core/links.js'
 import { LISTEN_REFUSAL, MCP_REQUEST_ACTION, McpExchange, readMessage } from './exchange.js'
 import { CallScope, createRequestServer, TOOLS_BY_NAME } from './server.js'
 import type { McpTool, ToolCaller } from './tools.js'
-import { mcpRouteConfig, type RouteDocument } from '../core/route-config.js'
+import { spendBudget, type BudgetRule } from '../core/budget.js'
 import { JsonRpcErrorResponse, JsonRpcRequest, JsonRpcResponse } from '../schemas/mcp.js'
+import { mcpRouteConfig, type RouteDocument } from '../core/route-config.js'
+
+/** The budget of MCP traffic that is not a tool call (MCP_RATE_LIMIT_PROTOCOL_RPM). */
+export const PROTOCOL_BUDGET = { bucket: 'mcp_protocol', rpm: 'protocol' } as const satisfies BudgetRule
 
 /**
  * Headers the SDK's Request does not get: the body's framing (the body travels parsed, as `parsedBody`)
@@ -138,7 +142,15 @@ export async function mcpEndpoint (fastify: FastifyInstance): Promise<void> {
       return await reply.code(404).send(jsonRpcError(-32601, LISTEN_REFUSAL, exchange.message.id))
     }
 
-    const caller: ToolCaller = { services, principal: request.mcpPrincipal, log: request.log, restUrl: restUrlFor(request, prefix), signal: disconnected.signal }
+    // Anything but a call of one of our tools (initialize, discover, tools/list, ping, an unknown tool) spends the
+    // mcp_protocol budget here; a tool call spends its tool's bucket inside the tool (SPEC §13.3). A 429 thrown
+    // here is this exchange's answer and its audit row.
+    if (exchange.message.tool === null) {
+      const { headers } = await spendBudget(services, request.mcpPrincipal.userId, PROTOCOL_BUDGET)
+      void reply.headers(headers)
+    }
+
+    const caller: ToolCaller = { services, principal: request.mcpPrincipal, log: request.log, restUrl: restUrlFor(request, prefix, services.config.PUBLIC_BASE_URL), signal: disconnected.signal }
     const scope = new CallScope(caller, exchange)
     const direct = directCall(request, exchange.message.tool, exchange.message.id)
     if (direct !== null) {
@@ -155,9 +167,14 @@ export async function mcpEndpoint (fastify: FastifyInstance): Promise<void> {
     method: ['GET', 'DELETE'],
     url: '/',
     schema: { hide: true },
-    config: mcpRouteConfig({ action: MCP_REQUEST_ACTION, endpoint: true }),
-    handler: async (_request, reply) => await reply.code(405).header('allow', 'POST').send(errorBody(405, 'MCP_METHOD_NOT_ALLOWED',
-      'this MCP endpoint is stateless: POST one JSON-RPC message per request; there is no event stream to GET and no session to DELETE'))
+    // every request to the endpoint spends a budget (SPEC §13.3): these the protocol's, through the chain's rate-limit step
+    config: mcpRouteConfig({ action: MCP_REQUEST_ACTION, endpoint: true, ...PROTOCOL_BUDGET }),
+    handler: async (request, reply) => {
+      // most clients GET first to look for an event stream: normal, so visible at info, not only at debug
+      request.log.info({ method: request.method }, 'MCP endpoint: GET/DELETE answered 405 (stateless: POST only)')
+      return await reply.code(405).header('allow', 'POST').send(errorBody(405, 'MCP_METHOD_NOT_ALLOWED',
+        'this MCP endpoint is stateless: POST one JSON-RPC message per request; there is no event stream to GET and no session to DELETE'))
+    }
   })
 }
 

@@ -9,13 +9,13 @@ import { hashToken, isWellFormedToken, sameHash, tokenIdOf } from '../core/token
 import type { SessionUser } from '../core/session.js'
 import { collaborationsOf, countLiveEntries, displayNameOf, endGrant, findRefreshToken, grantByTokenId, oauthFormKey, type GrantState } from '../db/oauth.js'
 import { ConsentForm, OAuthErrorBody, RegisteredClient, RevokeRequest, TokenRequest, TokenResponse } from '../schemas/oauth.js'
-import { mcpRouteConfig, type RouteDocument } from '../core/route-config.js'
 import {
   AuthorizationPageError, AuthorizationRedirectError, checkAuthorizationRequest, consentProof, consentProofValid, errorRedirect,
   sameResource, type AuthorizationRequest, type Fields
 } from './authorization-request.js'
 import { ClientError, registerClient } from './clients.js'
 import { allowAnyOrigin } from './discovery.js'
+import { mcpRouteConfig, type RouteDocument } from '../core/route-config.js'
 import { ConsentingUser, grantModel, newExchangeReport, refreshTokenHash, type Consent } from './model.js'
 import { consentPage, demoLoginPage, errorPage, pageSecurityPolicy } from './pages.js'
 import { oauthUrls, TRIGGER_SCOPE, type OAuthSettings } from './settings.js'

@@ -19,7 +19,10 @@ export default fp(async function mcpAuth (fastify: FastifyInstance) {
     const projectId = (request.params as { projectId?: unknown } | undefined)?.projectId
     const auth = await authenticate(fastify.mcpGateway, request.headers.authorization, typeof projectId === 'string' ? projectId : null)
     request.mcpAudit.tokenId = auth.presentedTokenId
-    if (auth.principal === null || auth.row === null) throw invalidToken(auth.credentialSent)
+    if (auth.principal === null || auth.row === null) {
+      await fastify.mcpGateway.anonymous.spend(request, 'unauthorized') // past the per-address budget: 429, aggregated
+      throw invalidToken(auth.credentialSent)
+    }
     request.mcpPrincipal = auth.principal
     request.mcpPrefetchedProject = auth.project
     request.mcpAudit.userId = auth.principal.userId

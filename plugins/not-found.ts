@@ -4,6 +4,7 @@ import type { GatewayServices } from '../core/services.js'
 import { credentialFrom, isWellFormedToken, tokenIdOf } from '../core/token.js'
 import { newAuditContext, recordAudit } from '../core/audit.js'
 import { notFoundHandler } from './errors.js'
+import { errorBody, GatewayError } from '../lib/errors.js'
 import { inMcpNamespace } from './token-guard.js'
 
 function decodedPath (url: string): string {
@@ -19,13 +20,22 @@ function decodedPath (url: string): string {
  */
 export function gatewayNotFoundHandler (services: GatewayServices, prefix: string) {
   const base = prefix.replace(/\/$/, '')
-  return function gatewayNotFound (request: FastifyRequest, reply: FastifyReply): void {
+  return async function gatewayNotFound (request: FastifyRequest, reply: FastifyReply): Promise<void> {
     if (inMcpNamespace(decodedPath(request.url), base)) {
+      // past the per-address budget of refusals: 429 and one aggregated row instead (SPEC §13.4)
+      try {
+        await services.anonymous.spend(request, 'unknown_route', false)
+      } catch (err) {
+        if (!(err instanceof GatewayError)) throw err
+        void reply.code(err.statusCode).headers(err.headers)
+        return await reply.send(errorBody(err.statusCode, err.code, err.message))
+      }
       void reply.code(404)
       const credential = credentialFrom(request.headers.authorization)
       const tokenId = credential !== null && isWellFormedToken(credential) ? tokenIdOf(credential) : null
       recordAudit(services, request, reply, 'unknown_route', { ...newAuditContext(), tokenId, error: 'no such route' })
     }
     notFoundHandler(request, reply)
+    return await reply
   }
 }

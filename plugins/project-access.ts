@@ -2,6 +2,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import { authorizeProject, authorizeTrigger, type ProjectGrant } from '../core/access.js'
+import { UUID } from '../lib/ids.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -15,7 +16,8 @@ export const projectAccess = fp(async function projectAccess (fastify: FastifyIn
   fastify.addHook('preHandler', async (request) => {
     const projectId = (request.params as { projectId?: string } | undefined)?.projectId
     if (projectId === undefined) return
-    request.mcpAudit.projectId = projectId.toLowerCase()
+    // only a canonical UUID reaches the audit's uuid column (the params schema refuses anything else first)
+    if (UUID.test(projectId)) request.mcpAudit.projectId = projectId.toLowerCase()
     request.mcpProject = await authorizeProject(fastify.mcpGateway, request.mcpPrincipal, projectId, request.mcpPrefetchedProject)
   })
 }, { name: 'mcp-project-access', dependencies: ['mcp-auth'] })

@@ -2,10 +2,10 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Server } from 'node:http'
-import { carriesMcpCredential, credentialFrom, isWellFormedToken, tokenIdOf } from '../core/token.js'
+import { carriesMcpCredential, credentialsFrom, isWellFormedToken, tokenIdOf } from '../core/token.js'
 import type { GatewayServices } from '../core/services.js'
 import { cookieValue } from '../core/session.js'
-import { errorBody } from '../lib/errors.js'
+import { errorBody, GatewayError } from '../lib/errors.js'
 import { newAuditContext, recordAudit } from '../core/audit.js'
 
 export interface TokenGuardOptions {
@@ -35,7 +35,7 @@ export function inMcpNamespace (path: string, prefix: string): boolean {
 }
 
 const presentedTokenId = (request: FastifyRequest): string | null => {
-  const candidates = [credentialFrom(request.headers.authorization), cookieValue(request.headers.cookie, 'token')]
+  const candidates = [...credentialsFrom(request.headers.authorization), cookieValue(request.headers.cookie, 'token')]
   const token = candidates.find(c => c !== null && isWellFormedToken(c))
   return token === undefined || token === null ? null : tokenIdOf(token)
 }
@@ -50,8 +50,17 @@ export const mcpTokenGuard = fp(async function tokenGuard (fastify: FastifyInsta
     if (config?.chain === true || config?.oauth !== undefined) return
     if (request.routeOptions.url === undefined && inMcpNamespace(decodedPath(request.url), prefix)) return
     const message = 'MCP tokens are only accepted under ' + prefix + ' (not on the token administration or any other route)'
-    await reply.code(403).send(errorBody(403, 'MCP_FORBIDDEN_PATH', message))
     const services = gateways.get(fastify.server)
+    if (services !== undefined) {
+      // past the per-address budget of refusals: 429 and one aggregated row instead of a row each (SPEC §13.4)
+      try {
+        await services.anonymous.spend(request, 'forbidden_path', false)
+      } catch (err) {
+        if (!(err instanceof GatewayError)) throw err
+        return await reply.code(err.statusCode).headers(err.headers).send(errorBody(err.statusCode, err.code, err.message))
+      }
+    }
+    await reply.code(403).send(errorBody(403, 'MCP_FORBIDDEN_PATH', message))
     if (services === undefined) {
       request.log.warn('MCP token refused outside the namespace; no gateway registered to audit it')
       return reply

@@ -10,7 +10,7 @@ export const operationContext = (fastify: FastifyInstance, request: FastifyReque
   services: fastify.mcpGateway,
   principal: request.mcpPrincipal,
   project: request.mcpProject ?? null,
-  restUrl: restUrlFor(request, fastify.mcpPrefix)
+  restUrl: restUrlFor(request, fastify.mcpPrefix, fastify.mcpGateway.config.PUBLIC_BASE_URL)
 })
 
 /** The arguments of an operation from a request its route's schemas have already validated (params, then query or body). */

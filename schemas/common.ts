@@ -1,7 +1,11 @@
 // Schemas every route shares: ids, paging, the list envelope and the error body.
 import { Type, type TSchema } from '@fastify/type-provider-typebox'
 
-export const Uuid = Type.String({ format: 'uuid', description: 'a UUID' })
+// Canonical 8-4-4-4-12 hex only. Ajv's `uuid` format also admits `urn:uuid:<uuid>`, which PostgreSQL's uuid type
+// refuses: such an id once reached the audit's uuid column and stopped the writer (SPEC §13.1). The pattern
+// decides; `format` stays for the OpenAPI document.
+export const UUID_PATTERN = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$'
+export const Uuid = Type.String({ format: 'uuid', pattern: UUID_PATTERN, description: 'a UUID (canonical form)' })
 
 export const ErrorBody = Type.Object({
   statusCode: Type.Integer(),

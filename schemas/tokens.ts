@@ -1,5 +1,5 @@
 // Schemas of the token administration routes, in the shapes InfraBox's dashboard sends and renders.
-import { Type, type Static } from '@fastify/type-provider-typebox'
+import { Type, type Static, type TProperties } from '@fastify/type-provider-typebox'
 import { DateTime, NullableDateTime, Page, PageQuery, Uuid } from './common.js'
 
 export const TokenId = Type.String({ pattern: '^[0-9a-f]{16}$', description: 'the 16 hex characters after ib_mcp_' })
@@ -20,7 +20,15 @@ export const EnabledProjects = Type.Record(
 
 const Name = Type.String({ maxLength: 512, description: '1-128 characters after trimming' })
 
-export const CreateTokenBody = Type.Object({
+/**
+ * A token body closed to unknown fields (SPEC §13.7): `additionalProperties: false` for the document, and
+ * `propertyNames` to make an unknown field a 400, because Fastify's Ajv (removeAdditional) would otherwise drop
+ * it silently — a PATCH of only unknown fields then reached the handler empty.
+ */
+const closed = <P extends TProperties>(properties: P) =>
+  Type.Object(properties, { additionalProperties: false, propertyNames: { enum: Object.keys(properties) } })
+
+export const CreateTokenBody = closed({
   name: Name,
   enabled_projects: Type.Optional(EnabledProjects),
   expires_days: Type.Optional(Type.Integer({ description: 'lifetime in days, 1 to MCP_TOKEN_MAX_EXPIRY_DAYS (default the maximum)' })),
@@ -28,7 +36,7 @@ export const CreateTokenBody = Type.Object({
 })
 export type CreateTokenBody = Static<typeof CreateTokenBody>
 
-export const UpdateTokenBody = Type.Object({
+export const UpdateTokenBody = closed({
   name: Type.Optional(Name),
   enabled_projects: Type.Optional(EnabledProjects),
   expires_days: Type.Optional(Type.Integer()),

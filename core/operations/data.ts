@@ -1,5 +1,6 @@
 // SPEC §5's operations: read projects, builds, jobs, logs, test results and artifacts, and trigger a build.
 import { Type } from '@fastify/type-provider-typebox'
+import { checkTriggerEnv } from '../trigger-env.js'
 import type { ContentBlock } from '@modelcontextprotocol/server'
 import { listProjects } from '../../db/projects.js'
 import { getBuild, listBuilds } from '../../db/builds.js'
@@ -212,6 +213,8 @@ export const triggerBuildOp = defineOperation({
   output: TriggerResult,
   successStatus: 201,
   trigger: true,
+  // starting builds is not done blind: while the limiter cannot answer, 503 + Retry-After (SPEC §13.10)
+  failClosed: true,
   idempotencyKey: true,
   refusals: {
     409: 'MCP_CONFLICT: an upload project has no earlier upload to build, or a trigger with the same Idempotency-Key is still starting',
@@ -220,6 +223,7 @@ export const triggerBuildOp = defineOperation({
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false },
   run: async (ctx, args) => {
     const project = projectOf(ctx)
+    checkTriggerEnv(args.env)
     const target = { id: project.id, type: project.type }
     const body = { branch: args.branch, sha: args.sha, env: args.env }
     if (ctx.idempotencyKey === undefined) return await triggerBuild(ctx.services.db, target, body, ctx.services.infrabox)

@@ -1,7 +1,8 @@
 // GET /projects/:projectId/jobs/:jobId/artifacts/download?filename=…: get_artifact's REST twin, the file's bytes streamed from storage.
+import { Readable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import { ArtifactDownloadQuery, type ArtifactDownloadQuery as Query, type JobParams as Params } from '../../../../../../../schemas/data.js'
-import { contentDisposition, openArtifact } from '../../../../../../../core/artifacts.js'
+import { contentDisposition, openArtifact, statArtifact } from '../../../../../../../core/artifacts.js'
 import { getArtifactOp } from '../../../../../../../core/operations/index.js'
 import { operationRoute } from '../../../../../../operation-route.js'
 
@@ -33,6 +34,17 @@ export default async function (fastify: FastifyInstance): Promise<void> {
       }
     },
     handler: async (request, reply) => {
+      if (request.method === 'HEAD') {
+        // the headers a GET would send, from the store's metadata: the object is not opened, no byte is read
+        const { entry, size, contentType } = await statArtifact(fastify.mcpGateway, request.mcpProject.id, request.params.jobId, request.query.filename)
+        return await reply
+          .type(contentType ?? 'application/octet-stream')
+          .header('content-disposition', contentDisposition(entry.filename))
+          .header('x-content-type-options', 'nosniff')
+          .header('content-length', String(size))
+          // an empty stream, not undefined: Fastify's HEAD handling keeps a stream's content-length, and resets it to 0 otherwise
+          .send(Readable.from([]))
+      }
       const { entry, object } = await openArtifact(fastify.mcpGateway, request.mcpProject.id, request.params.jobId, request.query.filename)
       const size = object.size ?? entry.size
       void reply
