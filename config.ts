@@ -80,6 +80,8 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
   // A URL the pattern admits may still not parse; the drivers' own errors would carry it whole, password included.
   for (const name of URL_VARIABLES) {
     const raw = config[name]
+    // REDIS_URL may list Redis Cluster nodes: each is checked below
+    if (name === 'REDIS_URL') continue
     if (raw !== undefined && !URL.canParse(raw)) throw new ConfigError(`invalid configuration: ${name} is not a valid URL (got ${JSON.stringify(redactUserinfo(raw))})`)
   }
   if (config.ARTIFACT_STORAGE === 's3' && config.S3_BUCKET === undefined) {
@@ -89,7 +91,7 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
     const urls = config.REDIS_URL.split(',').map(u => u.trim())
     if (urls.length > 1 && !config.REDIS_CLUSTER) throw new ConfigError('invalid configuration: REDIS_URL lists several nodes; set REDIS_CLUSTER=true for a Redis Cluster')
     for (const u of urls) {
-      if (!/^rediss?:\/\/[^/?#\s]+/.test(u) || !URL.canParse(u)) throw new ConfigError(`invalid configuration: REDIS_URL ${JSON.stringify(u)} is not a redis:// or rediss:// URL`)
+      if (!/^rediss?:\/\/[^/?#\s]+/.test(u) || !URL.canParse(u)) throw new ConfigError(`invalid configuration: REDIS_URL ${JSON.stringify(redactUserinfo(u))} is not a redis:// or rediss:// URL`)
     }
   }
   parseTrustProxy(config.TRUST_PROXY)

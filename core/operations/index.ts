@@ -7,7 +7,7 @@ import {
   getArtifactOp, getBuildOp, getJobLogOp, getJobOp, getProjectOp, listArtifactsOp, listBuildsOp, listJobsOp, listProjectsOp,
   listTestRunsOp, triggerBuildOp
 } from './data.js'
-import { waitForBuildOp } from './agent.js'
+import { compareBuildsOp, getBuildFailureSummaryOp, searchBuildLogsOp, waitForBuildOp } from './agent.js'
 import { CONTROL_OPERATIONS, getMyAccessLogOp } from './control.js'
 
 export * from './define.js'
@@ -38,7 +38,7 @@ export const getTokenInfoOp = defineOperation({
 /** Every operation, in the order tools/list shows them (SPEC §5/§7 order first). */
 export const OPERATIONS: readonly AnyOperation[] = [
   listProjectsOp, getProjectOp, listBuildsOp, getBuildOp, listJobsOp, getJobOp, listTestRunsOp, getJobLogOp, listArtifactsOp,
-  getArtifactOp, triggerBuildOp, waitForBuildOp, getTokenInfoOp, ...CONTROL_OPERATIONS, getMyAccessLogOp
+  getArtifactOp, triggerBuildOp, waitForBuildOp, getBuildFailureSummaryOp, searchBuildLogsOp, compareBuildsOp, getTokenInfoOp, ...CONTROL_OPERATIONS, getMyAccessLogOp
 ]
 
 export const OPERATIONS_BY_NAME: ReadonlyMap<string, AnyOperation> = new Map(OPERATIONS.map(op => [op.name, op]))

@@ -41,7 +41,7 @@ t.test('§13.6: a gateway process with TZ=Asia/Tokyo stores the same instants (e
   const child = await spawnGateway(t, 'test/helpers/gateway-process.ts', {
     TZ: 'Asia/Tokyo',
     DATABASE_URL: database.url,
-    SESSION_JWT_PUBLIC_KEY: config.SESSION_JWT_PUBLIC_KEY ?? '',
+    INFRABOX_RSA_PUBLIC_KEY_PATH: config.INFRABOX_RSA_PUBLIC_KEY_PATH ?? '',
     LOG_LEVEL: 'silent',
     AUDIT_FLUSH_MS: '20',
     REDIS_URL: ''

@@ -11,7 +11,7 @@ import { TOOLS } from '../../mcp/server.js'
 import { connectV1, connectV2, linksOf, mintToken, rowsOnce, startMcpApp, textOf, type CallResult, type McpSession } from '../helpers/mcp.js'
 
 const { projects: P, builds: B, jobs: J } = FIXTURE
-const TOOL_NAMES = ['list_projects', 'get_project', 'list_builds', 'get_build', 'list_jobs', 'get_job', 'list_test_runs', 'get_job_log', 'list_artifacts', 'get_artifact', 'trigger_build', 'wait_for_build', 'get_token_info',
+const TOOL_NAMES = ['list_projects', 'get_project', 'list_builds', 'get_build', 'list_jobs', 'get_job', 'list_test_runs', 'get_job_log', 'list_artifacts', 'get_artifact', 'trigger_build', 'wait_for_build', 'get_build_failure_summary', 'search_build_logs', 'compare_builds', 'get_token_info',
   'restart_build', 'restart_job', 'rerun_job', 'retry_failed_jobs', 'abort_build', 'abort_job', 'get_my_access_log']
 
 const { app, database, endpoint, session } = await startMcpApp(t, { limits: { default: 10_000, log: 10_000, artifact: 10_000, trigger: 10_000 } })
