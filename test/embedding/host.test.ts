@@ -60,9 +60,16 @@ async function buildHost (t: Test, global: boolean): Promise<FastifyInstance> {
     scope.get('/health', async () => ({ host: 'ok' }))
   })
 
+  // every route the gateway adds carries @fastify/rate-limit's opt-out (a route without it would be the host's to limit)
+  const gatewayRoutes: Array<{ route: string, optOut: unknown }> = []
+  host.addHook('onRoute', (route) => {
+    if (route.url.startsWith('/api/v1/mcp')) gatewayRoutes.push({ route: `${String(route.method)} ${route.url}`, optOut: Reflect.get(route.config ?? {}, 'rateLimit') })
+  })
   await host.register(mcpTokenGuard)
   await host.register(mcpGateway, { prefix: '/api/v1/mcp' })
   await host.ready()
+  t.ok(gatewayRoutes.length > 20, `${gatewayRoutes.length} gateway routes`)
+  t.same(gatewayRoutes.filter(r => r.optOut !== false), [], 'each with config.rateLimit: false')
   t.teardown(async () => { await host.close() })
   return host
 }

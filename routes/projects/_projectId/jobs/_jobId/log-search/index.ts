@@ -5,6 +5,7 @@ import { JobParams, type JobParams as Params } from '../../../../../../schemas/d
 import { JobLogSearchQuery, LogSearchResult, type JobLogSearchQuery as Query } from '../../../../../../schemas/agent.js'
 import { searchJobLog } from '../../../../../../core/log-search.js'
 import { searchBuildLogsOp } from '../../../../../../core/operations/index.js'
+import { mcpRouteConfig } from '../../../../../../core/route-config.js'
 
 export default async function (fastify: FastifyInstance): Promise<void> {
   fastify.get<{ Params: Params, Querystring: Query }>('/', {
@@ -20,6 +21,6 @@ export default async function (fastify: FastifyInstance): Promise<void> {
       response: { 200: LogSearchResult, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 410: ErrorBody, 429: ErrorBody, 503: ErrorBody }
     },
     // search_build_logs' twin: the same audit action and budget
-    config: { mcp: { action: searchBuildLogsOp.name, bucket: searchBuildLogsOp.bucket, rpm: searchBuildLogsOp.rpm } }
+    config: mcpRouteConfig({ action: searchBuildLogsOp.name, bucket: searchBuildLogsOp.bucket, rpm: searchBuildLogsOp.rpm })
   }, async (request) => await searchJobLog(fastify.mcpGateway.db, request.mcpProject.id, request.params.jobId, request.query))
 }
