@@ -93,7 +93,7 @@ export async function authorizeProject (services: GatewayServices, principal: Pr
   if (!inScope(principal, projectId)) throw forbiddenProject(projectId)
   const project: NamedProject = prefetched !== undefined && (prefetched === null || prefetched.id === projectId.toLowerCase())
     ? prefetched
-    : await projectWithRole(services, principal.userId, projectId)
+    : await projectWithRole(services, principal, projectId)
   if (project === null) throw notFound(`no project ${projectId}`)
   if (project.role === null) throw forbiddenProject(projectId)
   return { ...project, role: project.role }
@@ -101,8 +101,18 @@ export async function authorizeProject (services: GatewayServices, principal: Pr
 
 type NamedProject = NonNullable<PrefetchedProject> | null
 
-async function projectWithRole (services: GatewayServices, userId: string, projectId: string): Promise<NamedProject> {
-  const access = await getProjectAccess(services.db, userId, projectId)
+/**
+ * The project and the owner's role when the auth step could not fetch them with the token (an MCP call names its
+ * project in the body, read after auth): through the same coalesced, prepared lookup, so the calls that arrive
+ * together share one statement. Should the token have gone in the meantime, the project is read on its own.
+ */
+async function projectWithRole (services: GatewayServices, principal: Principal, projectId: string): Promise<NamedProject> {
+  const id = projectId.toLowerCase()
+  if (UUID.test(id)) {
+    const found = await services.tokenLookups.lookup(principal.tokenId, id)
+    if (found?.project !== undefined) return found.project
+  }
+  const access = await getProjectAccess(services.db, principal.userId, projectId)
   return access === null ? null : { ...access.project, role: access.role }
 }
 

@@ -22,7 +22,9 @@ interface BenchJson {
 
 /** as a user runs it: no tap loaders, no BENCH_ settings from the environment; the test PostgreSQL and Redis */
 function benchEnv (): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, BENCH_ADMIN_URL: TEST_DATABASE_URL, REDIS_URL: process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379' }
+  // DB_POOL_MAX 4: nine server processes with their pools (the bare ones as many connections as the gateway's three
+  // pools) must stay well inside PostgreSQL's default max_connections (100) next to the other test files
+  const env: NodeJS.ProcessEnv = { ...process.env, BENCH_ADMIN_URL: TEST_DATABASE_URL, REDIS_URL: process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379', DB_POOL_MAX: '4' }
   delete env.NODE_OPTIONS
   for (const k of Object.keys(env)) if (k.startsWith('BENCH_') && k !== 'BENCH_ADMIN_URL') delete env[k]
   return env
