@@ -129,7 +129,7 @@ ${v.projects.map((p, i) => `<li><label class="choice" for="project-${i}"><input 
   const trigger = v.triggerAsked
     ? `<div class="trigger">
 <label class="choice" for="allow_trigger"><input type="checkbox" id="allow_trigger" name="allow_trigger" value="true" aria-describedby="trigger-note"><span><strong>Also allow it to start builds</strong></span></label>
-<p id="trigger-note">The client asked to trigger builds. If you tick this, it can start CI runs in the chosen projects on your behalf, which uses build capacity and can deploy. Leave it unticked to give read access only.</p>
+<p id="trigger-note">The client asked to trigger builds. If you tick this, it can start CI runs, restart or retry failed jobs and abort running builds in the chosen projects on your behalf, which uses build capacity and can deploy. Leave it unticked to give read access only.</p>
 </div>`
     : ''
   const options = v.expiryChoices.map(d =>
