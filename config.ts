@@ -80,8 +80,6 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
   // A URL the pattern admits may still not parse; the drivers' own errors would carry it whole, password included.
   for (const name of URL_VARIABLES) {
     const raw = config[name]
-    // REDIS_URL may list Redis Cluster nodes: each is checked below
-    if (name === 'REDIS_URL') continue
     if (raw !== undefined && !URL.canParse(raw)) throw new ConfigError(`invalid configuration: ${name} is not a valid URL (got ${JSON.stringify(redactUserinfo(raw))})`)
   }
   if (config.ARTIFACT_STORAGE === 's3' && config.S3_BUCKET === undefined) {
@@ -98,7 +96,8 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
   return config
 }
 
-const URL_VARIABLES = ['DATABASE_URL', 'REDIS_URL', 'S3_ENDPOINT', 'PUBLIC_BASE_URL', 'INFRABOX_LOGIN_URL'] as const
+/** Single URLs; REDIS_URL, which may list Redis Cluster nodes, is checked node by node in loadConfig (redacted the same way). */
+const URL_VARIABLES = ['DATABASE_URL', 'S3_ENDPOINT', 'PUBLIC_BASE_URL', 'INFRABOX_LOGIN_URL'] as const
 
 /**
  * A value with the userinfo of a URL (`user:password@`) masked, however malformed the rest is: everything between the
