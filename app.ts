@@ -48,8 +48,6 @@ declare module 'fastify' {
   }
 }
 
-const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/
-
 /** Fastify's own options for this service: limits, logging with secrets redacted, request ids, proxies. */
 export function serverOptions (config: Config): FastifyHttpOptions<Server> {
   return {
@@ -84,10 +82,9 @@ export function serverOptions (config: Config): FastifyHttpOptions<Server> {
     trustProxy: parseTrustProxy(config.TRUST_PROXY),
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
     requestIdHeader: false,
-    genReqId: (req) => {
-      const given = req.headers['x-request-id']
-      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID()
-    },
+    // The gateway's own id, whatever the client sends: it is the audit row's request_id and the response's
+    // X-Request-Id (a well-formed client X-Request-Id is kept in the row's details as client_request_id).
+    genReqId: () => randomUUID(),
     // During a graceful close a request already on an open connection is served as usual (Fastify adds
     // `Connection: close`, so the client moves on) and audited; new connections are refused by the closed listener.
     // true would answer those with Fastify's own 503, whose body carries no `code` and which leaves no audit row.

@@ -42,6 +42,20 @@ export interface AuditEntry extends Omit<AuditContext, 'skip'> {
   ip?: string
 }
 
+/** A client's own `X-Request-Id` worth keeping: short, and made of characters no log or query can misread. */
+export const CLIENT_REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/
+
+/**
+ * The row's `request_id` is the gateway's own id (SPEC §13.12); the id a client sent, when well formed, joins the
+ * details as `client_request_id`, so an operator can still find a client's request without the client choosing ids.
+ */
+function withClientRequestId (request: FastifyRequest, details: Json | null): Json | null {
+  const given = request.headers['x-request-id']
+  if (typeof given !== 'string' || !CLIENT_REQUEST_ID.test(given)) return details
+  if (details === null) return { client_request_id: given }
+  return typeof details === 'object' && !Array.isArray(details) ? { ...details, client_request_id: given } : { details, client_request_id: given }
+}
+
 /** A value for a uuid column: a canonical UUID (lower-cased), else null; the column must never see what it would refuse. */
 const uuidColumn = (v: string | null): string | null => v !== null && UUID.test(v) ? v.toLowerCase() : null
 
@@ -53,7 +67,7 @@ export function recordAuditEntry (services: GatewayServices, request: FastifyReq
     user_id: uuidColumn(e.userId),
     action: e.action,
     outcome,
-    details: e.details,
+    details: withClientRequestId(request, e.details),
     error: e.error,
     ip: e.ip ?? ipOf(request),
     accessed_at: new Date(Date.now() - reply.elapsedTime),

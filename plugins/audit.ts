@@ -15,8 +15,10 @@ declare module 'fastify' {
 /** Wrapped with fastify-plugin so its hooks belong to the scope that registers it. */
 export default fp(async function auditStep (fastify: FastifyInstance, opts: { fallbackAction: string }) {
   fastify.decorateRequest('mcpAudit', null as unknown as AuditContext)
-  fastify.addHook('onRequest', async (request) => {
+  fastify.addHook('onRequest', async (request, reply) => {
     request.mcpAudit = newAuditContext()
+    // the id the audit row carries, so a caller can name its request to whoever reads the access log
+    reply.header('x-request-id', request.id)
     // A change aimed at a token (PATCH/DELETE /tokens/:tokenId...) is in that token's trail even when it is refused
     // before its handler runs (a malformed body, 413, 415).
     const tokenId = (request.params as { tokenId?: unknown } | undefined)?.tokenId

@@ -31,9 +31,9 @@ export const mcpOriginGuard = fp(async function mcpOriginGuard (fastify: Fastify
 }, { name: 'mcp-origin-guard', dependencies: ['mcp-audit-step'] })
 
 /** Response headers an allowed browser page may read: the challenge, the budgets, the MCP session and version. */
-const EXPOSED = ['www-authenticate', 'retry-after', 'ratelimit', 'ratelimit-policy', 'x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset', 'mcp-session-id', 'mcp-protocol-version'].join(', ')
+const EXPOSED = ['www-authenticate', 'retry-after', 'ratelimit', 'ratelimit-policy', 'x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset', 'mcp-session-id', 'mcp-protocol-version', 'x-request-id'].join(', ')
 /** Request headers an MCP client in a browser sends. */
-const ALLOWED_HEADERS = ['authorization', 'content-type', 'accept', 'mcp-protocol-version', 'mcp-session-id', 'mcp-method', 'mcp-name', 'last-event-id'].join(', ')
+const ALLOWED_HEADERS = ['authorization', 'content-type', 'accept', 'mcp-protocol-version', 'mcp-session-id', 'mcp-method', 'mcp-name', 'last-event-id', 'x-request-id'].join(', ')
 
 /**
  * The CORS preflight (OPTIONS) of the MCP endpoint, registered beside the chain at the prefix root: an origin in

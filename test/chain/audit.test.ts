@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import { auditSettled, buildApp } from '../helpers/app.js'
 import { API, accessLogCount, addUser, assertLimitHeaders, bearer, createToken, metric, RELAXED_LIMITER, type Answer } from '../helpers/chain.js'
 import { FIXTURE, seedFixture } from '../../db/seed.js'
+import { clientRequestId } from '../helpers/db.js'
 
 const artifactRoot = await mkdtemp(join(tmpdir(), 'mcp-chain-audit-'))
 t.teardown(async () => { await rm(artifactRoot, { recursive: true, force: true }) })
@@ -27,7 +28,7 @@ const send = async (c: Call, requestId = randomUUID()): Promise<Answer & { reque
   return Object.assign(res, { requestId })
 }
 const rowsOf = async (requestIds: string[]) =>
-  await db.selectFrom('mcp_access_log').selectAll().where('request_id', 'in', requestIds).execute()
+  await db.selectFrom('mcp_access_log').selectAll().select(clientRequestId.as('client_request_id')).where(clientRequestId, 'in', requestIds).execute()
 
 t.test('the SPEC default budgets apply without configuration', async t => {
   const user = await addUser(db, ALL)
@@ -87,7 +88,7 @@ t.test('one row per request: the tool name as action, outcome, status, project, 
   const rows = await rowsOf(sent.map(s => s.requestId))
   t.equal(rows.length, sent.length, 'one row each')
   for (const s of sent) {
-    const mine = rows.filter(r => r.request_id === s.requestId)
+    const mine = rows.filter(r => r.client_request_id === s.requestId)
     t.equal(mine.length, 1, `${s.method} ${s.path}: exactly one row`)
     const row = mine[0]
     if (row === undefined) continue

@@ -8,7 +8,7 @@ import t from 'tap'
 import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { buildApp } from '../helpers/app.js'
-import { createTestDatabase, eventually } from '../helpers/db.js'
+import { createTestDatabase, eventually, clientRequestId } from '../helpers/db.js'
 import { API, addUser, bearer, createToken, metric, metricIn } from '../helpers/chain.js'
 import { freePort, LogCapture, report, TcpProxy } from '../helpers/faults.js'
 import { scanDatabase, scanText } from '../helpers/secrets.js'
@@ -156,7 +156,7 @@ t.test('overflow past AUDIT_BUFFER_MAX while PostgreSQL is cut: counted, logged,
 
   proxy.heal()
   t.ok(await eventually(async () => cutApp.mcpGateway.audit.depth === 0 && await count() >= BUFFER_MAX, 15_000), 'the buffer drained after the heal')
-  const rows = await cutDb.selectFrom('mcp_access_log').select('request_id').execute()
+  const rows = await cutDb.selectFrom('mcp_access_log').select(clientRequestId.as('request_id')).execute()
   t.equal(rows.length, BUFFER_MAX, `exactly ${BUFFER_MAX} rows`)
   t.same(rows.map(r => r.request_id).sort(), ids.slice(0, BUFFER_MAX).sort(), 'the oldest rows were kept, the newest dropped')
   t.equal(await metric(cutApp, 'mcp_audit_rows_written_total') - writtenBefore, BUFFER_MAX, 'mcp_audit_rows_written_total rose by the rows written')

@@ -8,7 +8,7 @@ import t from 'tap'
 import http from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { buildApp } from '../helpers/app.js'
-import { createTestDatabase, eventually } from '../helpers/db.js'
+import { createTestDatabase, eventually, clientRequestId } from '../helpers/db.js'
 import { API, addUser, bearer, createToken, insertPythonToken, metricIn } from '../helpers/chain.js'
 import { figures, LogCapture, report, runLoad, send, tally, TcpProxy, type LoadRequest, type Sample } from '../helpers/faults.js'
 import { scanDatabase, scanText } from '../helpers/secrets.js'
@@ -140,7 +140,7 @@ t.test('a 10 s cut under load: 503 MCP_UNAVAILABLE with Retry-After, bounded, no
 
   // ---- every audit row lands, exactly once
   const audited = [...samples, ...probes.filter(p => p.kind === 'admin_create')].filter(s => s.status !== 0)
-  const rowsOf = async () => await db.selectFrom('mcp_access_log').select(['request_id', 'status_code']).where('request_id', 'in', audited.map(s => s.requestId)).execute()
+  const rowsOf = async () => await db.selectFrom('mcp_access_log').select([clientRequestId.as('request_id'), 'status_code']).where(clientRequestId, 'in', audited.map(s => s.requestId)).execute()
   // the writer backs off up to 5 s between attempts: give it a few rounds
   const landed = await eventually(async () => app.mcpGateway.audit.depth === 0 && (await rowsOf()).length >= audited.length, 20_000)
   t.ok(landed, 'the buffered rows were written after the heal')
@@ -185,7 +185,7 @@ t.test('a batch whose INSERT committed but whose answer was lost is not written 
     t.equal(r.status, 401)
     ids.push(r.requestId)
   }
-  const count = async (): Promise<number> => (await db.selectFrom('mcp_access_log').select('id').where('request_id', 'in', ids).execute()).length
+  const count = async (): Promise<number> => (await db.selectFrom('mcp_access_log').select('id').where(clientRequestId, 'in', ids).execute()).length
   // The first batch (those recorded by the next tick) commits; the writer waits for an answer that never comes.
   t.ok(await eventually(async () => await count() > 0, 5000), 'an INSERT reached PostgreSQL and committed')
   t.equal(app.mcpGateway.audit.depth, ids.length, 'the writer still holds every row (it never heard back)')

@@ -8,7 +8,7 @@ import t from 'tap'
 import http from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
-import { createTestDatabase, eventually } from '../helpers/db.js'
+import { createTestDatabase, eventually, clientRequestId } from '../helpers/db.js'
 import { API, addUser, bearer } from '../helpers/chain.js'
 import { sharedInfraboxKeys, signInfraboxSession } from '../helpers/infrabox.js'
 import { figures, freePort, RedisServer, report, runLoad, send, spawnGateway, tally, TcpProxy, type GatewayProcess, type Sample } from '../helpers/faults.js'
@@ -163,7 +163,7 @@ t.test('SIGTERM to B under load: in-flight requests finish, the audit buffer is 
   proxy.delayMs = 60 // every chunk between B and PostgreSQL waits: each request spends a few hundred ms in flight
   const earlierB = all.filter(s => s.kind.startsWith('B')).map(s => s.requestId)
   const countB = async (): Promise<number> => (await db.selectFrom('mcp_access_log').select('id')
-    .where(eb => eb.or([eb('request_id', 'in', earlierB), eb('request_id', 'like', 'bstop-%')])).execute()).length
+    .where(eb => eb.or([eb(clientRequestId, 'in', earlierB), eb(clientRequestId, 'like', 'bstop-%')])).execute()).length
   let sigtermAt = 0
   let bRowsBeforeSignal = -1
   let exitedAt = 0
@@ -211,7 +211,7 @@ t.test('SIGTERM to B under load: in-flight requests finish, the audit buffer is 
 
   const answered = samples.filter(s => s.status === 200)
   const refused = samples.filter(s => s.status !== 200)
-  const rows = await db.selectFrom('mcp_access_log').select(['request_id', 'accessed_at']).where('request_id', 'in', samples.map(s => s.requestId)).execute()
+  const rows = await db.selectFrom('mcp_access_log').select([clientRequestId.as('request_id'), 'accessed_at']).where(clientRequestId, 'in', samples.map(s => s.requestId)).execute()
   const ids = new Set(rows.map(r => r.request_id))
   t.equal(rows.length, answered.length, `rows == requests answered (${answered.length})`)
   t.same(answered.filter(s => !ids.has(s.requestId)).map(s => s.requestId), [], 'each answered request has its row')
@@ -227,7 +227,7 @@ t.test('SIGTERM to B under load: in-flight requests finish, the audit buffer is 
 t.test('every request either process answered has exactly one audit row, with its status', async t => {
   const answered = all.filter(s => s.status !== 0)
   const ids = answered.map(s => s.requestId)
-  const rowsFor = async () => await db.selectFrom('mcp_access_log').select(['request_id', 'status_code']).where('request_id', 'in', ids).execute()
+  const rowsFor = async () => await db.selectFrom('mcp_access_log').select([clientRequestId.as('request_id'), 'status_code']).where(clientRequestId, 'in', ids).execute()
   t.ok(await eventually(async () => (await rowsFor()).length >= ids.length, 10_000), 'all landed')
   const rows = await rowsFor()
   t.equal(rows.length, ids.length, `${rows.length} rows for ${ids.length} answered requests`)

@@ -17,6 +17,7 @@ import auditStep from '../../plugins/audit.js'
 import mcpAuth from '../../plugins/mcp-auth.js'
 import rateLimit from '../../plugins/rate-limit.js'
 import { budgetKey } from '../../core/budget.js'
+import { clientRequestId } from '../helpers/db.js'
 
 const TIMEOUT_MS = 50 // RATE_LIMIT_REDIS_TIMEOUT_MS (the default)
 const MARGIN_MS = 250 // on top of the request's own work, measured in the same run (healthy p99): for the p99
@@ -204,7 +205,7 @@ t.test('kill, restart, freeze, thaw, kill, restart under load', async t => {
   }
   t.equal(metricIn(after, 'mcp_ratelimit_fail_closed_total') - metricIn(before, 'mcp_ratelimit_fail_closed_total'), closedDuringFaults.length, 'mcp_ratelimit_fail_closed_total counts them')
   await app.mcpGateway.audit.flush()
-  const rows = await db.selectFrom('mcp_access_log').select(['request_id', 'status_code', 'action']).where('request_id', 'in', closedDuringFaults.map(c => c.requestId)).execute()
+  const rows = await db.selectFrom('mcp_access_log').select([clientRequestId.as('request_id'), 'status_code', 'action']).where(clientRequestId, 'in', closedDuringFaults.map(c => c.requestId)).execute()
   t.same(rows.map(r => [r.action, r.status_code]), closedDuringFaults.map(() => ['fail_closed_probe', 503]), 'each refusal audited')
 
   // ---- the warning: logged, at most once per 10 s

@@ -1,10 +1,16 @@
 // Test databases: one fresh PostgreSQL database per test file on the machine's real server, dropped after.
 import { randomBytes } from 'node:crypto'
 import pg from 'pg'
-import type { Kysely } from 'kysely'
+import { sql, type Kysely } from 'kysely'
 import { kyselyWithOwnPool } from '../../db/connect.js'
 import { applyInfraboxSubset, migrateGateway } from '../../db/migrate.js'
 import type { Database } from '../../db/schema.js'
+
+/**
+ * The X-Request-Id a test sent, as the audit row keeps it: `details.client_request_id` (the row's `request_id` is the
+ * gateway's own id, SPEC §13.12). Select it `.as('request_id')` or filter on it.
+ */
+export const clientRequestId = sql<string | null>`details->>'client_request_id'`
 
 export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
 

@@ -8,6 +8,7 @@ import { REASON } from '../../lib/errors.js'
 import type { Database } from '../../db/schema.js'
 import { outcomeOf } from '../../core/audit.js'
 import { scanText, type Leak } from './secrets.js'
+import { clientRequestId } from '../helpers/db.js'
 
 export interface Case {
   name: string
@@ -81,8 +82,8 @@ export async function runTable (t: Test, cases: readonly Case[], opts: RunOption
   }
   await opts.app.mcpGateway.audit.flush()
   const audited = await opts.db.selectFrom('mcp_access_log')
-    .select(['request_id', 'action', 'status_code', 'outcome', 'token_id', 'path'])
-    .where('request_id', 'in', rows.map(r => r.rid))
+    .select([clientRequestId.as('request_id'), 'action', 'status_code', 'outcome', 'token_id', 'path'])
+    .where(clientRequestId, 'in', rows.map(r => r.rid))
     .execute()
   const byRid = new Map<string, typeof audited>()
   for (const a of audited) byRid.set(a.request_id ?? '', [...(byRid.get(a.request_id ?? '') ?? []), a])

@@ -11,6 +11,7 @@ import { rawGet, runTable, snapshot, type Case } from '../helpers/hostile.js'
 import { scanDatabase, scanText } from '../helpers/secrets.js'
 import { FIXTURE, seedFixture } from '../../db/seed.js'
 import { mintToken } from '../../core/token.js'
+import { clientRequestId } from '../helpers/db.js'
 
 const logs = new LogCapture()
 const big = { default: 1_000_000, log: 1_000_000, artifact: 1_000_000, trigger: 1_000_000 }
@@ -256,7 +257,7 @@ let result: Awaited<ReturnType<typeof runTable>> | null = null
 t.test(`${cases.length} hostile requests on authentication and headers`, async t => {
   result = await runTable(t, cases, { app, db, port, idPrefix: 'h-auth', secrets: secrets.filter(s => s !== jwt) })
   t.same(await snapshot(db), before, 'mcp_token, build, job, project, collaborator, user, commit unchanged (last_used_at aside)')
-  const logged = await db.selectFrom('mcp_access_log').select('ip').where('request_id', '=', `h-auth-${cases.findIndex(c => c.name.startsWith('X-Forwarded-For'))}`).executeTakeFirst()
+  const logged = await db.selectFrom('mcp_access_log').select('ip').where(clientRequestId, '=', `h-auth-${cases.findIndex(c => c.name.startsWith('X-Forwarded-For'))}`).executeTakeFirst()
   t.equal(logged?.ip, '127.0.0.1', 'X-Forwarded-For is not trusted without TRUST_PROXY')
   const replaced = await db.selectFrom('mcp_access_log').select('request_id').where('request_id', 'like', '%DROP%').execute()
   t.same(replaced, [], 'a hostile x-request-id is replaced, never stored')

@@ -5,6 +5,7 @@ import { FIXTURE } from '../../db/seed.js'
 import { API, bearer } from '../helpers/chain.js'
 import { mintToken, post, startMcpApp } from '../helpers/mcp.js'
 import { LogCapture } from '../helpers/faults.js'
+import { auditSettled } from '../helpers/app.js'
 
 const { projects: P, jobs: J, users: U } = FIXTURE
 
@@ -38,6 +39,29 @@ t.test('§13.12: CORS on the MCP endpoint for MCP_ALLOWED_ORIGINS; others refuse
   const ok = await post(endpoint, { jsonrpc: '2.0', id: 2, method: 'ping' }, { ...bearer(token), origin: page, 'mcp-protocol-version': '2025-11-25' })
   t.equal(ok.status, 200, 'with a token: 200')
   t.match(ok.headers.get('access-control-expose-headers') ?? '', /ratelimit/, 'rate-limit headers exposed')
+})
+
+t.test('§13.12: the audit row\'s request_id is the gateway\'s own; a client\'s X-Request-Id goes to details', async t => {
+  const { app, endpoint, session, database } = await startMcpApp(t)
+  const { token, token_id: tokenId } = await mintToken(app, await session(U.demo))
+  const rest = async (requestId: string) => await app.inject({ url: `${API}/projects/${P.github}/builds`, headers: { ...bearer(token), 'x-request-id': requestId } })
+  // two requests claiming one id (a client replaying, or choosing another's), one hostile id, one MCP call
+  const first = await rest('agent-run-7')
+  const second = await rest('agent-run-7')
+  const hostile = await rest("x'); DROP TABLE mcp_access_log; --")
+  const mcp = await post(endpoint, { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'list_projects', arguments: {} } },
+    { ...bearer(token), 'mcp-protocol-version': '2025-11-25', 'x-request-id': 'agent-run-8' })
+  t.same([first.statusCode, second.statusCode, hostile.statusCode, mcp.status], [200, 200, 200, 200], 'all answered')
+  const given = [first, second, hostile].map(r => String(r.headers['x-request-id'])).concat(mcp.headers.get('x-request-id') ?? '')
+  t.ok(given.every(id => /^[0-9a-f-]{36}$/.test(id)), `each answer names the gateway's id (${given.join(', ')})`)
+  t.equal(new Set(given).size, 4, 'four requests, four ids, whatever the client sent')
+  await auditSettled(app)
+  const rows = await database.db.selectFrom('mcp_access_log').select(['request_id', 'details'])
+    .where('token_id', '=', tokenId).where('action', '!=', 'create_mcp_token').orderBy('id').execute()
+  t.same(rows.map(r => r.request_id), given, 'the rows carry the ids the answers named, in order')
+  const client = rows.map(r => (r.details as { client_request_id?: string } | null)?.client_request_id ?? null)
+  t.same(client, ['agent-run-7', 'agent-run-7', null, 'agent-run-8'], 'the client\'s well-formed id is kept in details; the hostile one nowhere')
+  t.notOk(JSON.stringify(rows).includes('DROP'), 'nothing of the hostile id is stored')
 })
 
 t.test('§13.12: HEAD on a download answers the headers without opening the object', async t => {
