@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto'
 import { sql, type Kysely, type Selectable } from 'kysely'
 import type { Database, EnabledProjects, Json, McpOAuthClientTable, McpOAuthCodeTable, ProjectType, UserRole } from './schema.js'
-import { insertToken } from './tokens.js'
+import { countLiveEntries, insertToken, lockUserTokens } from './tokens.js'
 
 export type OAuthClientRow = Selectable<McpOAuthClientTable>
 export type OAuthCodeRow = Selectable<McpOAuthCodeTable>
@@ -116,11 +116,17 @@ export interface NewGrant {
   refreshHash: string
 }
 
-/** The token row, the grant and its first refresh token, together or not at all; false when the owner is gone. */
-export async function createGrant (db: Kysely<Database>, g: NewGrant): Promise<boolean> {
+/**
+ * The token row, the grant and its first refresh token, together or not at all: `owner-gone` when the user no longer
+ * exists, `cap-reached` when the user already holds `maxLive` live entries. The count and the inserts run under the
+ * same per-user lock as a token created over REST (SPEC §13.5), so consents in flight cannot overshoot the cap.
+ */
+export async function createGrant (db: Kysely<Database>, g: NewGrant, maxLive: number): Promise<'created' | 'owner-gone' | 'cap-reached'> {
   return await db.transaction().execute(async (trx) => {
+    await lockUserTokens(trx, g.userId)
     const owner = await trx.selectFrom('user').select('id').where('id', '=', g.userId).executeTakeFirst()
-    if (owner === undefined) return false
+    if (owner === undefined) return 'owner-gone'
+    if (await countLiveEntries(trx, g.userId, new Date()) >= maxLive) return 'cap-reached'
     await insertToken(trx, {
       tokenId: g.tokenId,
       tokenHash: g.tokenHash,
@@ -140,7 +146,7 @@ export async function createGrant (db: Kysely<Database>, g: NewGrant): Promise<b
       expires_at: g.grantExpiresAt
     }).execute()
     await trx.insertInto('mcp_oauth_refresh_token').values({ token_hash: g.refreshHash, grant_id: g.grantId, expires_at: g.grantExpiresAt }).execute()
-    return true
+    return 'created'
   })
 }
 
@@ -261,24 +267,6 @@ export async function grantsOfTokens (db: Kysely<Database>, userId: string, toke
     .where('g.token_id', 'in', tokenIds)
     .execute()
   return new Map(rows.map(r => [r.token_id, { tokenId: r.token_id, clientId: r.client_id, clientName: r.client_name, kind: r.kind, scope: r.scope, expiresAt: r.expires_at }]))
-}
-
-/**
- * Live entries of the token list, as the per-user cap counts them: tokens not revoked and not expired, plus grants
- * whose current access token lapsed but whose refresh can still renew it.
- */
-export async function countLiveEntries (db: Kysely<Database>, userId: string, now: Date): Promise<number> {
-  const row = await db.selectFrom('mcp_token as t')
-    .leftJoin('mcp_oauth_grant as g', 'g.token_id', 't.token_id')
-    .select(eb => eb.fn.countAll<string>().as('n'))
-    .where('t.user_id', '=', userId)
-    .where('t.revoked_at', 'is', null)
-    .where(eb => eb.or([
-      eb('t.expires_at', '>', now),
-      eb.and([eb('g.ended_at', 'is', null), eb('g.expires_at', '>', now)])
-    ]))
-    .executeTakeFirstOrThrow()
-  return Number(row.n)
 }
 
 export interface ConsentProject { id: string, name: string, type: ProjectType, role: UserRole }

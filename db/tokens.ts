@@ -85,12 +85,20 @@ export async function lookupTokens (db: Kysely<Database>, keys: TokenLookupKey[]
   return out
 }
 
-export async function countLiveTokens (db: Kysely<Database>, userId: string): Promise<number> {
-  const row = await db.selectFrom('mcp_token')
+/**
+ * Live entries of the token list, as the per-user cap counts them: tokens not revoked and not expired, plus grants
+ * whose current access token lapsed but whose refresh can still renew it.
+ */
+export async function countLiveEntries (db: Kysely<Database>, userId: string, now: Date): Promise<number> {
+  const row = await db.selectFrom('mcp_token as t')
+    .leftJoin('mcp_oauth_grant as g', 'g.token_id', 't.token_id')
     .select(eb => eb.fn.countAll<string>().as('n'))
-    .where('user_id', '=', userId)
-    .where('revoked_at', 'is', null)
-    .where('expires_at', '>', sql<Date>`(now() AT TIME ZONE 'UTC')`)
+    .where('t.user_id', '=', userId)
+    .where('t.revoked_at', 'is', null)
+    .where(eb => eb.or([
+      eb('t.expires_at', '>', now),
+      eb.and([eb('g.ended_at', 'is', null), eb('g.expires_at', '>', now)])
+    ]))
     .executeTakeFirstOrThrow()
   return Number(row.n)
 }
@@ -125,7 +133,7 @@ export async function insertToken (db: Kysely<Database>, t: NewToken): Promise<M
 export async function insertTokenWithinCap (db: Kysely<Database>, t: NewToken, maxLive: number): Promise<McpToken | null> {
   return await db.transaction().execute(async (trx) => {
     await lockUserTokens(trx, t.userId)
-    if (await countLiveTokens(trx, t.userId) >= maxLive) return null
+    if (await countLiveEntries(trx, t.userId, new Date()) >= maxLive) return null
     return await insertToken(trx, t)
   })
 }

@@ -78,7 +78,7 @@ function scopeList (scope: string[] | string | undefined): string[] {
  * The model for one request: the library decides the protocol (client, PKCE, expiry, redirect URI, rotation order);
  * this says where each thing lives. `report` collects what the audit row of the request should say.
  */
-export function grantModel (db: Kysely<Database>, settings: OAuthSettings, report: ExchangeReport): Model {
+export function grantModel (db: Kysely<Database>, settings: OAuthSettings, report: ExchangeReport, maxLiveEntries: number): Model {
   const clientOf = async (clientId: string): Promise<LibraryClient | false> => {
     const client = await knownClient(db, clientId)
     return client === null ? false : new LibraryClient(client)
@@ -186,8 +186,10 @@ export function grantModel (db: Kysely<Database>, settings: OAuthSettings, repor
           allowTrigger: c.allowTrigger,
           accessExpiresAt,
           refreshHash: sha256(refreshToken)
-        })
-        if (!created) throw invalidGrant('the user who consented no longer exists')
+        }, maxLiveEntries)
+        if (created === 'owner-gone') throw invalidGrant('the user who consented no longer exists')
+        // consents given in parallel each passed the page's early check; the exchange is where the cap is exact
+        if (created === 'cap-reached') throw invalidGrant(`the user already has ${maxLiveEntries} live MCP tokens and grants (MCP_TOKEN_MAX_PER_USER); end one in InfraBox and authorize again`)
         Object.assign(report, { tokenId, userId: c.userId, grantId: user.grantId })
         return { ...token, accessTokenExpiresAt: accessExpiresAt, refreshTokenExpiresAt: c.grantExpiresAt, scope: scopeList(token.scope), client, user }
       }

@@ -7,7 +7,8 @@ import { errorHandler } from '../plugins/errors.js'
 import { spendBudget } from '../core/budget.js'
 import { hashToken, isWellFormedToken, sameHash, tokenIdOf } from '../core/token.js'
 import type { SessionUser } from '../core/session.js'
-import { collaborationsOf, countLiveEntries, displayNameOf, endGrant, findRefreshToken, grantByTokenId, oauthFormKey, type GrantState } from '../db/oauth.js'
+import { collaborationsOf, displayNameOf, endGrant, findRefreshToken, grantByTokenId, oauthFormKey, type GrantState } from '../db/oauth.js'
+import { countLiveEntries } from '../db/tokens.js'
 import { ConsentForm, OAuthErrorBody, RegisteredClient, RevokeRequest, TokenRequest, TokenResponse } from '../schemas/oauth.js'
 import {
   AuthorizationPageError, AuthorizationRedirectError, checkAuthorizationRequest, consentProof, consentProofValid, errorRedirect,
@@ -268,7 +269,7 @@ export async function mcpOAuth (fastify: FastifyInstance, opts: McpOAuthOptions)
       }
     })
     const libResponse = new OAuth2Server.Response()
-    await new OAuth2Server({ model: grantModel(db, settings, newExchangeReport()) }).authorize(libRequest, libResponse, {
+    await new OAuth2Server({ model: grantModel(db, settings, newExchangeReport(), services.tokenPolicy.maxPerUser) }).authorize(libRequest, libResponse, {
       authenticateHandler: { handle: () => new ConsentingUser(consent) },
       allowEmptyState: true,
       authorizationCodeLifetime: settings.codeTtlSeconds
@@ -319,7 +320,7 @@ export async function mcpOAuth (fastify: FastifyInstance, opts: McpOAuthOptions)
     const report = newExchangeReport()
     const libResponse = new OAuth2Server.Response()
     try {
-      await new OAuth2Server({ model: grantModel(db, settings, report) }).token(
+      await new OAuth2Server({ model: grantModel(db, settings, report, services.tokenPolicy.maxPerUser) }).token(
         new OAuth2Server.Request({ method: 'POST', headers: flatHeaders(request), query: {}, body: fields }),
         libResponse,
         {

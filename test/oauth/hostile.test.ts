@@ -131,6 +131,31 @@ t.test('authorization and token hostility', async t => {
   })
 })
 
+t.test('the per-user cap is exact when consents run ahead of their exchanges (SPEC §13.5)', async t => {
+  const a = await startOAuthApp(t, { env: { OAUTH_RATE_LIMIT_RPM: '1000', MCP_TOKEN_MAX_PER_USER: '2' } })
+  const cookie = sessionCookie(await a.session(users.demo))
+  const clientId = await registeredClientId(a.origin, REDIRECT)
+  // five consents, one after another: each passes the page's check, since no grant exists until a code is exchanged
+  const flows = []
+  for (let i = 0; i < 5; i++) {
+    const { challenge, verifier } = pkce()
+    const { code } = await authorizeCode(a.origin, cookie, { clientId, redirectUri: REDIRECT, challenge }, { projects: [projects.github] })
+    flows.push({ code, verifier })
+  }
+  const answers = await Promise.all(flows.map(async f => await tokenRequest(a.origin, { grant_type: 'authorization_code', code: f.code, redirect_uri: REDIRECT, code_verifier: f.verifier, client_id: clientId })))
+  t.same(answers.map(r => r.status).sort(), [200, 200, 400, 400, 400], 'five codes exchanged at once: two grants, three refusals')
+  for (const r of answers.filter(r => r.status === 400)) {
+    t.equal(r.body.error, 'invalid_grant')
+    t.match(r.body.error_description, /already has 2 live MCP tokens and grants/, 'the refusal says why')
+  }
+  const live = await a.database.db.selectFrom('mcp_token').select('token_id').where('user_id', '=', users.demo).where('revoked_at', 'is', null).execute()
+  t.equal(live.length, 2, 'two live tokens')
+  const grants = await a.database.db.selectFrom('mcp_oauth_grant').select('grant_id').where('user_id', '=', users.demo).execute()
+  t.equal(grants.length, 2, 'two grants, no orphan from the refused exchanges')
+  const rest = await fetch(`${a.endpoint}/tokens`, { method: 'POST', headers: { authorization: `Bearer ${await a.session(users.demo)}`, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'one more' }) })
+  t.equal(rest.status, 409, 'a REST token counts the grants too: 409')
+})
+
 t.test('per-address budgets on the OAuth endpoints', async t => {
   const a = await startOAuthApp(t, { env: { OAUTH_REGISTER_RPM: '2' } })
   t.equal((await register(a.origin, { redirect_uris: [REDIRECT] })).status, 201)
