@@ -67,6 +67,11 @@ export interface ServiceInputs {
   listen?: ListenConnector
   /** the InfraBox columns found at start (detectInfraboxSchema); default: schema 47's */
   infrabox?: InfraboxColumns
+  /**
+   * digest large failed logs ahead (LOG_DIGEST_WARM_BYTES); default true. The embedded mode turns it off: PGlite has
+   * one connection for everything, and a background read would hold it.
+   */
+  warmDigests?: boolean
 }
 
 export function limitsFrom (config: Config, overrides: Partial<BucketLimits> = {}): BucketLimits {
@@ -114,7 +119,7 @@ export function createServices (inp: ServiceInputs): GatewayServices {
   const notifier = inp.listen === undefined ? null : new Notifier(inp.listen, [JOB_UPDATE, CONSOLE_UPDATE], { log: inp.log })
   const infrabox = inp.infrabox ?? SCHEMA_47_COLUMNS
   const waiters = new BuildWaiters(inp.db, notifier, { log: inp.log, infrabox })
-  const warmer = notifier === null || inp.config.LOG_DIGEST_WARM_BYTES === 0
+  const warmer = notifier === null || inp.config.LOG_DIGEST_WARM_BYTES === 0 || inp.warmDigests === false
     ? null
     : new DigestWarmer(inp.db, notifier, { log: inp.log, minBytes: inp.config.LOG_DIGEST_WARM_BYTES, onOutcome: (_job, outcome) => { metrics.digestWarmups.inc({ outcome }) } })
   const limits = limitsFrom(inp.config, inp.limits)

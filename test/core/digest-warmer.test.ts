@@ -3,7 +3,8 @@ import t from 'tap'
 import { randomUUID } from 'node:crypto'
 import Fastify from 'fastify'
 import pg from 'pg'
-import { createTestDatabase } from '../helpers/db.js'
+import { buildApp } from '../helpers/app.js'
+import { createTestDatabase, eventually } from '../helpers/db.js'
 import { FIXTURE, seedFixture } from '../../db/seed.js'
 import { DigestWarmer, type WarmOutcome } from '../../core/digest-warmer.js'
 import { digestKept, digestLog } from '../../core/failure-summary.js'
@@ -149,4 +150,25 @@ t.test('malformed or foreign notifications are ignored', async t => {
   await uploadConsole(jobId) // no rows: job.console stays empty
   t.equal(await outcomeOf(jobId), 'gone')
   t.same(outcomes.slice(before).map(([id]) => id), [jobId], 'only the real failure was handled')
+})
+
+t.test('the standalone app warms with LOG_DIGEST_WARM_BYTES and counts it; 0 turns it off', async t => {
+  const { app, database: appDatabase } = await buildApp(t, { redis: false, env: { LOG_DIGEST_WARM_BYTES: String(MIN_BYTES) }, seed: async ({ db }) => { await seedFixture(db) } })
+  t.ok(app.mcpGateway.warmer !== null, 'a warmer')
+  const infrabox = new pg.Client({ connectionString: appDatabase.url })
+  await infrabox.connect()
+  t.teardown(async () => { await infrabox.end() })
+  const build = randomUUID()
+  const job = randomUUID()
+  const text = logOf(MIN_BYTES * 2)
+  await infrabox.query('INSERT INTO build (id, build_number, project_id, restart_counter) VALUES ($1, 951, $2, 1)', [build, project])
+  await infrabox.query("INSERT INTO job (id, state, type, name, build_id, project_id, definition, console) VALUES ($1, 'running', 'run_project_container', 'build', $2, $3, '{}', $4)", [job, build, project, text])
+  // the app's listener is up once it answers; the failure is then announced to it
+  t.ok(await app.mcpGateway.notifier?.ready(5000))
+  await infrabox.query("UPDATE job SET state = 'failure' WHERE id = $1", [job])
+  t.ok(await eventually(async () => digestKept(job, Buffer.byteLength(text), SUMMARY_TAIL_DEFAULT, SUMMARY_ERRORS_DEFAULT)), 'digested ahead')
+  const metrics = await app.inject({ method: 'GET', url: '/metrics' })
+  t.match(metrics.body, /mcp_log_digest_warmups_total\{outcome="warmed"\} 1/)
+  const off = await buildApp(t, { redis: false, env: { LOG_DIGEST_WARM_BYTES: '0' } })
+  t.equal(off.app.mcpGateway.warmer, null, 'no warmer when off')
 })
