@@ -1,4 +1,4 @@
-// A job's log read as a stream of numbered lines (SPEC §11): fetched through a server-side cursor in chunks of about 1 MiB, never the whole log in the gateway's memory.
+// A job's log read as a stream of numbered lines (SPEC §11): chunks of about 1 MiB, streamed by COPY as bytes (the failure summary's scan) or fetched through a server-side cursor, never the whole log in the gateway's memory.
 import { sql, type Kysely, type Transaction } from 'kysely'
 import type pg from 'pg'
 import { notFound } from '../lib/errors.js'
@@ -116,7 +116,8 @@ let cursorSeq = 0
  * PostgreSQL and cut there into ~1 MiB chunks that end after a newline (or, for a line longer than 8 KiB at the
  * cut, at a character boundary); console rows (a running job's log) come in (date, id) order. Both arrive through a
  * cursor a few chunks at a time inside one read-only REPEATABLE READ transaction, so memory stays at a few MiB
- * whatever the log's size and a job that ends meanwhile (rows moved into job.console) cannot tear the scan.
+ * whatever the log's size and a job that ends meanwhile (rows moved into job.console) cannot tear the scan. An `only`
+ * scan of job.console over a pg pool (the failure summary's) streams the same chunks with COPY instead (copyScan).
  */
 export async function scanLogLines (db: Kysely<Database>, projectId: string, jobId: string, visit: LineVisitor, opts: ScanOptions = {}): Promise<ScanResult> {
   // The cursor's and COPY's statements carry their values as literals (neither takes bind parameters): the id is checked here.
