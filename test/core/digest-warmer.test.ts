@@ -3,6 +3,7 @@ import t from 'tap'
 import { randomUUID } from 'node:crypto'
 import Fastify from 'fastify'
 import pg from 'pg'
+import { kyselyWithOwnPool } from '../../db/connect.js'
 import { buildApp } from '../helpers/app.js'
 import { createTestDatabase, eventually } from '../helpers/db.js'
 import { FIXTURE, seedFixture } from '../../db/seed.js'
@@ -99,6 +100,22 @@ t.test('console uploaded first, then the state (aborts, timeouts): digested at o
   await uploadConsole(jobId)
   await setState(jobId, 'killed')
   t.equal(await outcomeOf(jobId), 'warmed')
+})
+
+t.test('a summary call that comes while the same log is being read waits for that read (the same digest, read once)', async t => {
+  const jobId = await runningJob()
+  await writeRows(jobId, logOf(MIN_BYTES * 2))
+  await uploadConsole(jobId)
+  // one connection: the second call's project check runs after the first call's, so the first read is under way by then
+  const single = kyselyWithOwnPool({ connectionString: database.url, max: 1 })
+  t.teardown(async () => { await single.destroy() })
+  const first = digestLog(single, project, jobId, 7, 3)
+  const second = digestLog(single, project, jobId, 7, 3)
+  const [a, b] = await Promise.all([first, second])
+  t.equal(a, b, 'one digest object: the second call joined the first one\'s read')
+  t.equal(a.tail.length, 7)
+  // another project's call is refused before it could join
+  await t.rejects(digestLog(database.db, FIXTURE.projects.upload, jobId, 7, 3), { code: 'MCP_NOT_FOUND', statusCode: 404 })
 })
 
 t.test('a small log is left to be read on demand; a job that did not fail is not looked at', async t => {
