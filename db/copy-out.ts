@@ -120,8 +120,9 @@ class CopyOut {
 
 /**
  * Runs `text` (a `COPY (…) TO STDOUT (FORMAT binary)` statement) on `client` and calls `onRow` for every row, in the
- * order PostgreSQL sends them. Resolves with the number of rows handed to `onRow` once PostgreSQL is ready for the next statement;
- * rejects with the server's error, pg's read timeout, or what `onRow` threw (the rest of the rows drained first).
+ * order PostgreSQL sends them. Resolves with the number of rows handed to `onRow` once PostgreSQL is ready for the
+ * next statement; rejects with the server's error, pg's read timeout, or what `onRow` threw (the rest of the rows
+ * drained first). After a rejection the client may be mid-stream: release it as broken.
  */
 export async function copyOutBinary (client: pg.ClientBase, text: string, onRow: CopyRowHandler, opts: CopyOptions = {}): Promise<number> {
   let copy: CopyOut | undefined
