@@ -150,6 +150,7 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
     metrics: createMetrics({ defaultMetrics: true }),
     log: fastify.log,
     listen: storage.listen,
+    warmDigests: !storage.embedded,
     infrabox: infrabox.columns,
     ...(opts.limiterKeyPrefix !== undefined ? { limiterKeyPrefix: opts.limiterKeyPrefix } : {})
   })

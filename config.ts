@@ -32,6 +32,7 @@ export const ConfigSchema = Type.Object({
   MCP_TOKEN_MAX_PER_USER: Int(20, 1, 10_000, 'live tokens per user'),
   AUDIT_FLUSH_MS: Int(100, 5, 60_000, 'audit batch interval'),
   AUDIT_BUFFER_MAX: Int(100_000, 100, 10_000_000, 'audit rows held while PostgreSQL is unreachable'),
+  LOG_DIGEST_WARM_BYTES: Int(8 * 1024 * 1024, 0, 1024 * 1024 * 1024, 'a failed job whose log (job.console) has at least this many bytes gets its failure-summary digest computed when InfraBox announces the failure, so the first call finds it ready; 0 = off'),
   ARTIFACT_STORAGE: Type.Union([Type.Literal('fs'), Type.Literal('s3')], { default: 'fs', description: 'where artifact bytes live' }),
   ARTIFACT_FS_ROOT: Str('root of archive/<job_id>/<filename>; default DATA_DIR/artifacts'),
   S3_ENDPOINT: Str('S3-compatible endpoint URL'),

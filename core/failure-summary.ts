@@ -16,7 +16,8 @@ import { CANDIDATE_LITERALS, classifyLine, displayLine, mayBeError, type ErrorKi
 export const TESTS_PER_JOB = 50
 /** Stack lines kept per failing test. */
 const STACK_LINES = 5
-const FAILED_STATES: ReadonlySet<string> = new Set(['failure', 'error', 'killed', 'unstable'])
+/** The states of a failed job: the summary reports these jobs (and core/digest-warmer.ts digests their logs ahead). */
+export const FAILED_STATES: ReadonlySet<string> = new Set(['failure', 'error', 'killed', 'unstable'])
 
 export interface SummaryOptions { tail?: number, max_error_lines?: number, max_bytes?: number }
 
@@ -69,23 +70,50 @@ export interface LogDigest {
  */
 const digests = new Map<string, LogDigest>()
 export const DIGEST_CACHE_MAX = 256
+/**
+ * Reads of ended jobs' logs under way, by the same key: a call that comes while the log is being read (say, right
+ * after the digest warmer started on it) waits for that read instead of reading the log a second time.
+ */
+const reading = new Map<string, Promise<LogDigest>>()
+
+const digestKey = (jobId: string, totalBytes: number, tail: number, maxErrors: number): string => `${jobId}:${totalBytes}:${tail}:${maxErrors}`
+
+/** Whether the digest of this log (an ended job's, of this size) with these arguments is kept (tests, the warmer). */
+export function digestKept (jobId: string, totalBytes: number, tail: number, maxErrors: number): boolean {
+  return digests.has(digestKey(jobId, totalBytes, tail, maxErrors))
+}
 
 export async function digestLog (db: Kysely<Database>, projectId: string, jobId: string, tail: number, maxErrors: number): Promise<LogDigest> {
   // the project check comes first, then the cache: a job of another project is 404 whatever was read before
   const meta = await logMeta(db, projectId, jobId)
-  const key = `${jobId}:${meta.total_bytes}:${tail}:${maxErrors}`
-  const cached = meta.source === 'job' ? digests.get(key) : undefined
+  if (meta.source !== 'job') return await readDigest(db, projectId, jobId, tail, maxErrors)
+  const key = digestKey(jobId, meta.total_bytes, tail, maxErrors)
+  const cached = digests.get(key)
   if (cached !== undefined) {
     digests.delete(key)
     digests.set(key, cached)
     return cached
   }
-  const digest = await readDigest(db, projectId, jobId, tail, maxErrors)
-  if (meta.source === 'job' && digest.source === 'job' && digest.total_bytes === meta.total_bytes) {
-    digests.set(key, digest)
-    if (digests.size > DIGEST_CACHE_MAX) digests.delete(digests.keys().next().value ?? '')
+  const pending = reading.get(key)
+  if (pending !== undefined) {
+    try {
+      return await pending
+    } catch {
+      // the other read failed (its connection, its deadline): this call reads for itself
+    }
   }
-  return digest
+  const read = readDigest(db, projectId, jobId, tail, maxErrors)
+  reading.set(key, read)
+  try {
+    const digest = await read
+    if (digest.source === 'job' && digest.total_bytes === meta.total_bytes) {
+      digests.set(key, digest)
+      if (digests.size > DIGEST_CACHE_MAX) digests.delete(digests.keys().next().value ?? '')
+    }
+    return digest
+  } finally {
+    if (reading.get(key) === read) reading.delete(key)
+  }
 }
 
 async function readDigest (db: Kysely<Database>, projectId: string, jobId: string, tail: number, maxErrors: number): Promise<LogDigest> {

@@ -16,7 +16,8 @@ export function createMetrics (opts: { defaultMetrics?: boolean } = {}) {
     auditWritten: new Counter({ name: 'mcp_audit_rows_written_total', help: 'audit rows written to mcp_access_log', registers: [registry] }),
     auditDropped: new Counter({ name: 'mcp_audit_rows_dropped_total', help: 'audit rows dropped because the buffer was full', registers: [registry] }),
     auditRepaired: new Counter({ name: 'mcp_audit_rows_repaired_total', help: 'audit rows PostgreSQL refused, written with the offending fields nulled and a note in details', registers: [registry] }),
-    auditFlushFailures: new Counter({ name: 'mcp_audit_flush_failures_total', help: 'failed audit batch inserts (retried)', registers: [registry] })
+    auditFlushFailures: new Counter({ name: 'mcp_audit_flush_failures_total', help: 'failed audit batch inserts (retried)', registers: [registry] }),
+    digestWarmups: new Counter({ name: 'mcp_log_digest_warmups_total', help: 'failed jobs announced by InfraBox whose log digest was computed ahead (warmed), already kept, too small, gone, dropped (queue full) or failed', labelNames: ['outcome'] as const, registers: [registry] })
   }
   // The label children of each (action, outcome, via) a call was counted under: prom-client would otherwise
   // hash the label object on every request. Actions are the fixed set of operations, so the map stays small.

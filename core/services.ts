@@ -15,6 +15,7 @@ import { TokenUsage } from './token-usage.js'
 import { TokenLookups } from './token-lookup.js'
 import { CONSOLE_UPDATE, JOB_UPDATE, Notifier, type ListenConnector } from './notifier.js'
 import { BuildWaiters } from './build-waiter.js'
+import { DigestWarmer } from './digest-warmer.js'
 import { AnonymousRefusals } from './anonymous-refusals.js'
 
 export type { BucketLimits }
@@ -38,6 +39,8 @@ export interface GatewayServices extends BudgetDeps {
   notifier: Notifier | null
   /** wait_for_build's waiters, woken by the notifier */
   waiters: BuildWaiters
+  /** digests large failed logs when InfraBox announces the failure (LOG_DIGEST_WARM_BYTES); null without a notifier or when off */
+  warmer: DigestWarmer | null
   authenticateSession: SessionAuthenticator
   tokenPolicy: TokenPolicy
   /** ends what these services own (not the db or redis handed in) */
@@ -64,6 +67,11 @@ export interface ServiceInputs {
   listen?: ListenConnector
   /** the InfraBox columns found at start (detectInfraboxSchema); default: schema 47's */
   infrabox?: InfraboxColumns
+  /**
+   * digest large failed logs ahead (LOG_DIGEST_WARM_BYTES); default true. The embedded mode turns it off: PGlite has
+   * one connection for everything, and a background read would hold it.
+   */
+  warmDigests?: boolean
 }
 
 export function limitsFrom (config: Config, overrides: Partial<BucketLimits> = {}): BucketLimits {
@@ -111,6 +119,9 @@ export function createServices (inp: ServiceInputs): GatewayServices {
   const notifier = inp.listen === undefined ? null : new Notifier(inp.listen, [JOB_UPDATE, CONSOLE_UPDATE], { log: inp.log })
   const infrabox = inp.infrabox ?? SCHEMA_47_COLUMNS
   const waiters = new BuildWaiters(inp.db, notifier, { log: inp.log, infrabox })
+  const warmer = notifier === null || inp.config.LOG_DIGEST_WARM_BYTES === 0 || inp.warmDigests === false
+    ? null
+    : new DigestWarmer(inp.db, notifier, { log: inp.log, minBytes: inp.config.LOG_DIGEST_WARM_BYTES, onOutcome: (_job, outcome) => { metrics.digestWarmups.inc({ outcome }) } })
   const limits = limitsFrom(inp.config, inp.limits)
   const limiterKeyPrefix = inp.limiterKeyPrefix ?? 'ib_mcp_rl'
   const limiterHealth = new LimiterHealth()
@@ -132,12 +143,14 @@ export function createServices (inp: ServiceInputs): GatewayServices {
     artifacts,
     notifier,
     waiters,
+    warmer,
     metrics,
     authenticateSession: inp.authenticateSession,
     tokenPolicy: { maxExpiryDays: inp.config.MCP_TOKEN_MAX_EXPIRY_DAYS, maxPerUser: inp.config.MCP_TOKEN_MAX_PER_USER },
     limits,
     close: async () => {
       waiters.close()
+      await warmer?.close()
       await notifier?.close()
       await usage.close()
       anonymous.close() // its last rows go into the audit buffer before that is flushed

@@ -108,6 +108,18 @@ function preparingClient<T extends pg.PoolClient> (client: T, named = true): T {
 }
 
 /**
+ * The pg clients behind the Kysely instances made here, for the few reads that need pg itself (a COPY streamed row
+ * by row: db/log-lines.ts). A Kysely instance not made here (PGlite, a host's own, a transaction) has none, and
+ * those reads take their portable path.
+ */
+const RAW_CLIENTS = new WeakMap<Kysely<Database>, () => Promise<pg.PoolClient>>()
+
+/** A pooled pg client of the same pool as `db` (release it), or undefined when `db` is not over a pg pool made here. */
+export function rawClientSource (db: Kysely<Database>): (() => Promise<pg.PoolClient>) | undefined {
+  return RAW_CLIENTS.get(db)
+}
+
+/**
  * A Kysely instance over a pool someone else owns: its destroy() leaves the pool open. `preparedStatements: false`
  * sends every statement unnamed, as a connection pooler in transaction mode needs (PgBouncer before 1.21).
  */
@@ -117,7 +129,9 @@ export function kyselyOverPool (pool: pg.Pool, opts: { preparedStatements?: bool
     connect: async () => preparingClient(await pool.connect(), named),
     end: async () => { /* the pool's owner (e.g. @fastify/postgres) ends it */ }
   }
-  return new Kysely<Database>({ dialect: new PostgresDialect({ pool: borrowed }) })
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: borrowed }) })
+  RAW_CLIENTS.set(db, borrowed.connect)
+  return db
 }
 
 /** A Kysely instance that owns its own pool (CLI, audit writer, tests): destroy() ends it. */
@@ -128,7 +142,9 @@ export function kyselyWithOwnPool (s: PoolSettings): Kysely<Database> {
     connect: async () => preparingClient(await pool.connect(), named),
     end: async () => { await pool.end() }
   }
-  return new Kysely<Database>({ dialect: new PostgresDialect({ pool: owned }) })
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: owned }) })
+  RAW_CLIENTS.set(db, owned.connect)
+  return db
 }
 
 export interface EmbeddedDatabase {

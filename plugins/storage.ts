@@ -40,7 +40,8 @@ export const AUDIT_POOL_MAX = 2
 
 /**
  * The PostgreSQL connections the service may hold at most with DATABASE_URL, pool by pool (the bench gives its bare
- * variants the same total). wait_for_build's listening connection, opened by the first waiter, is not counted.
+ * variants the same total). The listening connection for InfraBox's job notifications (opened at start while
+ * LOG_DIGEST_WARM_BYTES is not 0, else by the first waiter) is not counted.
  */
 export function gatewayConnections (config: Pick<Config, 'DB_POOL_MAX'>): { requests: number, audit: number, auth: number, total: number } {
   const requests = config.DB_POOL_MAX

@@ -123,3 +123,76 @@ t.test('only: the lines a pattern finds something in and the last lines, numbere
     t.equal(result.lines, all.length, `${label}: every line counted`)
   }
 })
+
+/** An `only` scan both ways: streamed with COPY (the default over a pg pool) and through the cursor. */
+async function bothWays (jobId: string, only: { match: RegExp, last: number }, stopAfter = Infinity, from?: { byte: number, line: number }) {
+  const run = async (via: 'cursor' | undefined) => {
+    const got: Array<[number, string]> = []
+    const result = await scanLogLines(db, P.github, jobId, (line, n) => { got.push([n, line]); return got.length < stopAfter }, { only, via, from })
+    return { got, result }
+  }
+  return { copy: await run(undefined), cursor: await run('cursor') }
+}
+
+t.test('only, streamed with COPY as bytes: the same lines, numbers, texts and totals as through the cursor', async t => {
+  // multibyte characters everywhere, lines longer than the boundary probe and than LINE_CHARS_MAX (one longer than a
+  // chunk) with a match in them, CRLF and empty lines, a match in the last line, no final newline
+  const lineOf = (i: number): string => {
+    if (i % 997 === 0) return 'ü€😀'.repeat(5000) + (i % 2 === 0 ? ' boom' : '')
+    if (i === 1500) return `${'é'.repeat(CHUNK_BYTES)} boom in a line longer than a chunk`
+    if (i % 301 === 0) return `12:00:00|déjà boom ${i}\r`
+    return i % 7 === 0 ? '' : `12:00:00|line ${i} ✓ déjà vu`
+  }
+  const parts: string[] = ['12:00:00|boom at the start']
+  for (let i = 0, size = 0; size < 3.2 * CHUNK_BYTES; i++) {
+    const line = lineOf(i)
+    parts.push(line)
+    size += Buffer.byteLength(line) + 1
+  }
+  parts.push('12:00:01|the end: boom')
+  const log = parts.join('\n')
+  const id = await jobWithLog(log)
+  for (const last of [0, 3, 40]) {
+    const { copy, cursor } = await bothWays(id, { match: /boom/g, last })
+    t.equal(copy.result.via, 'copy', `last ${last}: read with COPY`)
+    t.equal(cursor.result.via, 'cursor')
+    t.same(copy.got, cursor.got, `last ${last}: the same lines visited, numbered and cut alike (${copy.got.length})`)
+    t.same({ ...copy.result, via: null }, { ...cursor.result, via: null }, `last ${last}: the same totals`)
+    t.equal(copy.result.lines, reference(log).length)
+  }
+  // the long lines come cut at LINE_CHARS_MAX characters, as from the cursor
+  const { copy } = await bothWays(id, { match: /boom/g, last: 0 })
+  t.ok(copy.got.some(([, line]) => line.length === LINE_CHARS_MAX && line.startsWith('éé')), 'the line longer than a chunk, cut')
+  t.same(copy.got.at(-1), [reference(log).length, '12:00:01|the end: boom'])
+})
+
+t.test('only, streamed: stopping early and resuming give what the cursor gives; the connection goes back clean', async t => {
+  const log = Array.from({ length: 60_000 }, (_, i) => i % 1000 === 5 ? `12:00:00|boom ${i} ✓` : `12:00:00|row ${i} ✓`).join('\n') + '\n'
+  const id = await jobWithLog(log)
+  const only = { match: /boom/g, last: 2 }
+  const first = await bothWays(id, only, 7)
+  t.equal(first.copy.result.via, 'copy')
+  t.same(first.copy.got, first.cursor.got)
+  t.same(first.copy.result.next, first.cursor.result.next, 'the same place to resume')
+  const rest = await bothWays(id, only, Infinity, first.copy.result.next ?? undefined)
+  t.same(rest.copy.got, rest.cursor.got)
+  t.equal(rest.copy.result.next, null)
+  t.equal(first.copy.result.lines + rest.copy.result.lines, reference(log).length, 'every line counted once')
+  // nothing left open by the stopped stream: no transaction, and the pool's next statement works
+  const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND state LIKE 'idle in transaction%'`.execute(db)
+  t.equal(rows[0]?.n, 0)
+})
+
+t.test('only, streamed: console rows, empty, deleted and foreign logs answer as through the cursor', async t => {
+  const rows = await bothWays(await jobWithLog(null, ['12:00:01|a boom\n12:00:02|b\n', '12:00:03|c']), { match: /boom/g, last: 1 })
+  t.equal(rows.copy.result.via, 'cursor', 'a running job\'s rows are read through the cursor')
+  t.same(rows.copy.got, rows.cursor.got)
+  t.match(rows.copy.got, [[1, '12:00:01|a boom'], [2, '12:00:02|b'], [3, '12:00:03|c']])
+  for (const console of [null, 'deleted', '']) {
+    const { copy, cursor } = await bothWays(await jobWithLog(console), { match: /boom/g, last: 1 })
+    t.same(copy.got, [])
+    t.same({ ...copy.result, via: null }, { ...cursor.result, via: null }, `console ${String(console)}`)
+  }
+  await t.rejects(scanLogLines(db, P.upload, await jobWithLog('boom\n'), () => undefined, { only: { match: /boom/g, last: 1 } }), { code: 'MCP_NOT_FOUND', statusCode: 404 })
+  await t.rejects(scanLogLines(db, P.github, randomUUID(), () => undefined, { only: { match: /boom/g, last: 1 } }), { code: 'MCP_NOT_FOUND', statusCode: 404 })
+})
