@@ -780,7 +780,7 @@ async function main (): Promise<void> {
       console.log(profile.text)
     }
     // Where one variant spends more than its baseline: self time per answered request, function by function.
-    for (const [x, y] of [['G', 'a'], ['d', 'b'], ['f', 'e']] as Array<[string, string]>) {
+    for (const [x, y] of [['G', 'A'], ['M', 'G'], ['A', 'P'], ['G', 'a'], ['d', 'b'], ['f', 'e']] as Array<[string, string]>) {
       const rx = records.find(r => r.variant === x && r.round === last)
       const ry = records.find(r => r.variant === y && r.round === last)
       if (!have.has(x) || !have.has(y) || rx === undefined || ry === undefined) continue

@@ -160,9 +160,10 @@ export async function mcpEndpoint (fastify: FastifyInstance): Promise<void> {
     const scope = new CallScope(caller, exchange)
     const direct = directCall(request, exchange.message.tool, exchange.message.id)
     if (direct !== null) {
-      const result = await scope.call(direct.tool, direct.args)
+      const { result, resultJson } = await scope.run(direct.tool, direct.args)
+      // JSON.stringify({ jsonrpc, id, result }) with the result's JSON as the tool made it (JSON has no raw newline, so one data line)
       return await reply.code(200).headers(SSE_HEADERS)
-        .send(`event: message\ndata: ${JSON.stringify({ jsonrpc: '2.0', id: direct.id, result })}\n\n`)
+        .send(`event: message\ndata: {"jsonrpc":"2.0","id":${JSON.stringify(direct.id)},"result":${resultJson ?? JSON.stringify(result)}}\n\n`)
     }
     const response = await mcp.fetch(webRequestOf(request, disconnected.signal), { authInfo: scope.authInfo(), parsedBody: request.body })
     // Fastify 5 sends a WHATWG Response (status, headers, streamed body) through its normal pipeline: onSend/onResponse still run.

@@ -15,6 +15,10 @@ async function bothWays (name: string, args: Record<string, unknown>): Promise<{
   return { direct, sdk }
 }
 
+/** The result of a tools/call answer (the test reads the fields it checks). */
+interface CallResult { structuredContent?: { commit?: { message: string | null } }, content: Array<{ type: string, text?: string }> }
+const resultOf = (answer: { messages: unknown[] }): CallResult => (answer.messages[0] as { result: CallResult }).result
+
 const cases: Array<[string, string, Record<string, unknown>]> = [
   ['a success', 'list_builds', { projectId: FIXTURE.projects.github, limit: 2 }],
   ['a detail', 'get_build', { projectId: FIXTURE.projects.github, buildId: FIXTURE.builds.b1 }],
@@ -35,9 +39,31 @@ for (const [what, name, args] of cases) {
   })
 }
 
+t.test('the direct answer is JSON.stringify of its message, byte for byte, its text block that of the structured content', async t => {
+  for (const [, name, args] of cases) {
+    const { direct } = await bothWays(name, args)
+    t.equal(direct.body, `event: message\ndata: ${JSON.stringify(direct.messages[0])}\n\n`, name)
+    const result = resultOf(direct)
+    if (result.structuredContent !== undefined) t.equal(result.content[0]?.text, JSON.stringify(result.structuredContent), `${name}: text twin`)
+  }
+})
+
+t.test('CI text with escapes and controls: cleaned in both twins, the same on both paths', async t => {
+  const dirty = '\u001b[31mred\u001b[0m fix\r\n\u202eevil\u0007 "quoted" \\r done'
+  const clean = 'red fix\nevil "quoted" \\r done'
+  await database.db.updateTable('commit').set({ message: dirty })
+    .where('id', '=', FIXTURE.commits.main1).where('project_id', '=', FIXTURE.projects.github).execute()
+  const { direct, sdk } = await bothWays('get_build', { projectId: FIXTURE.projects.github, buildId: FIXTURE.builds.b1 })
+  t.same(direct.messages, sdk.messages, 'the same JSON-RPC message')
+  const result = resultOf(direct)
+  t.equal(result.structuredContent?.commit?.message, clean)
+  t.equal(result.content[0]?.text, JSON.stringify(result.structuredContent), 'the text twin is the cleaned structured content')
+  t.equal(direct.body, `event: message\ndata: ${JSON.stringify(direct.messages[0])}\n\n`)
+})
+
 t.test('every call leaves one row named after its tool, the same on both paths', async t => {
   const rows = (await mcpRows(app, database.db)).filter(r => r.action !== 'mcp_request')
-  t.equal(rows.length, cases.length * 2)
+  t.equal(rows.length, cases.length * 4 + 2, 'the cases (twice: compared, then byte-checked) and the CI-text call')
   for (let i = 0; i < rows.length; i += 2) {
     const [direct, sdk] = [rows[i], rows[i + 1]]
     t.same([direct?.action, direct?.outcome, direct?.status_code, direct?.project_id], [sdk?.action, sdk?.outcome, sdk?.status_code, sdk?.project_id])
