@@ -57,7 +57,7 @@ const UNSAFE_ESCAPE = /\\[bfru]/
  */
 export function untrustedJson (value: object): { record: Record<string, unknown>, json: string } {
   const json = JSON.stringify(value)
-  if (!ANY_UNSAFE.test(json) && !UNSAFE_ESCAPE.test(json)) return { record: value as Record<string, unknown>, json }
+  if (!ANY_UNSAFE.test(json) && !(json.includes('\\') && UNSAFE_ESCAPE.test(json))) return { record: value as Record<string, unknown>, json }
   const record = untrustedRecord(value)
   return { record, json: JSON.stringify(record) }
 }

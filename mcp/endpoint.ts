@@ -43,6 +43,33 @@ const header = (request: FastifyRequest, name: string): string | undefined => {
 /** The keys a 2025-era tools/call's params may have for the direct path; anything else goes through the SDK. */
 const CALL_PARAM_KEYS: ReadonlySet<string> = new Set(['name', 'arguments', '_meta'])
 
+/** The top-level keys of a tools/call request with nothing else in it. */
+const REQUEST_KEYS: ReadonlySet<string> = new Set(['jsonrpc', 'id', 'method', 'params'])
+const CANONICAL_CALL = { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'list_projects', arguments: {} } }
+
+/**
+ * MCP-Protocol-Version headers under which the SDK's classifier takes a plain tools/call for a 2025-era request (and
+ * the header's absence): asked of the SDK itself once, so the era boundary stays the SDK's.
+ */
+const LEGACY_VERSION_HEADERS: ReadonlySet<string | undefined> = new Set([undefined, ...SUPPORTED_PROTOCOL_VERSIONS].filter(version =>
+  classifyInboundRequest({ httpMethod: 'POST', protocolVersionHeader: version, body: CANONICAL_CALL }).kind === 'legacy'))
+
+/**
+ * A tools/call whose era the SDK's classifier would judge legacy without running it (three schema parses per request):
+ * exactly `{ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments? } }` with an id the JSON-RPC request
+ * schema takes (a string or a safe integer), no `_meta` (so no 2026-era envelope claim), no Mcp-Method / Mcp-Name
+ * header, and a version header that classifies a plain call as legacy (or none). The caller has checked params' keys and
+ * types already (params is body.params). Anything else still goes through `classifyInboundRequest` (test/mcp/direct-call.test.ts checks they agree).
+ */
+export function isPlainLegacyCall (body: Record<string, unknown>, params: Record<string, unknown>, version: string | undefined, methodHeader: string | undefined, nameHeader: string | undefined): boolean {
+  if (methodHeader !== undefined || nameHeader !== undefined || !LEGACY_VERSION_HEADERS.has(version)) return false
+  if (body['jsonrpc'] !== '2.0' || body['method'] !== 'tools/call' || body['params'] !== params || params['_meta'] !== undefined || typeof params['name'] !== 'string') return false
+  const id = body['id']
+  if (typeof id !== 'string' && !Number.isSafeInteger(id)) return false
+  for (const key in body) if (!REQUEST_KEYS.has(key)) return false
+  return true
+}
+
 /** The SSE framing and headers the SDK's stateless transport answers a request with (one `message` event). */
 const SSE_HEADERS = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache, no-transform', connection: 'keep-alive', 'x-accel-buffering': 'no' }
 
@@ -68,13 +95,10 @@ function directCall (request: FastifyRequest, tool: McpTool | null, id: string |
   if (!isJsonContentType(header(request, 'content-type') ?? null)) return null
   const version = header(request, 'mcp-protocol-version')
   if (version !== undefined && !SUPPORTED_PROTOCOL_VERSIONS.includes(version)) return null
-  const era = classifyInboundRequest({
-    httpMethod: 'POST',
-    protocolVersionHeader: version,
-    mcpMethodHeader: header(request, 'mcp-method'),
-    mcpNameHeader: header(request, 'mcp-name'),
-    body
-  })
+  const methodHeader = header(request, 'mcp-method')
+  const nameHeader = header(request, 'mcp-name')
+  if (isPlainLegacyCall(body, params, version, methodHeader, nameHeader)) return { tool, id, args }
+  const era = classifyInboundRequest({ httpMethod: 'POST', protocolVersionHeader: version, mcpMethodHeader: methodHeader, mcpNameHeader: nameHeader, body })
   return era.kind === 'legacy' ? { tool, id, args } : null
 }
 

@@ -2,6 +2,8 @@
 // budget as the SDK gives the same call, and every message it does not own still reaches the SDK.
 import t from 'tap'
 import { FIXTURE } from '../../db/seed.js'
+import { classifyInboundRequest, SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/server'
+import { isPlainLegacyCall } from '../../mcp/endpoint.js'
 import { mcpRows, mintToken, post, startMcpApp } from '../helpers/mcp.js'
 
 const { app, endpoint, database, session } = await startMcpApp(t)
@@ -80,4 +82,41 @@ t.test('what the direct path does not own still reaches the SDK and its refusals
   t.equal(noId.status, 202, 'a notification (no id) is accepted without an answer, as the SDK does')
   const badArgs = await post(endpoint, { ...call, params: { name: 'list_projects', arguments: 'x' } }, auth)
   t.match(badArgs.messages[0], { error: { code: Number } }, 'arguments that are not an object: the SDK\'s JSON-RPC error')
+})
+
+t.test('the shortcut past the SDK\'s era classifier takes only calls the classifier judges legacy', async t => {
+  const call = { jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'list_builds', arguments: { projectId: FIXTURE.projects.github } } }
+  const bodies: Array<Record<string, unknown>> = [
+    call,
+    { ...call, id: 'abc' },
+    { ...call, id: 1.5 },
+    { ...call, id: null },
+    { ...call, id: 2 ** 60 },
+    { ...call, params: { name: 'list_builds' } },
+    { ...call, params: { ...call.params, _meta: { progressToken: 1 } } },
+    { ...call, params: { ...call.params, _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28' } } },
+    { ...call, params: { name: 42, arguments: {} } },
+    { ...call, method: 'initialize' },
+    { ...call, result: {} },
+    { ...call, error: { code: 1, message: 'x' } },
+    { ...call, jsonrpc: '1.0' },
+    { ...call, extra: true }
+  ]
+  const versions = [undefined, ...SUPPORTED_PROTOCOL_VERSIONS, '2099-01-01', ' 2025-11-25']
+  let taken = 0
+  for (const body of bodies) {
+    for (const version of versions) {
+      for (const [methodHeader, nameHeader] of [[undefined, undefined], ['tools/call', undefined], [undefined, 'list_builds']]) {
+        const params = body['params'] as Record<string, unknown>
+        if (!isPlainLegacyCall(body, params, version, methodHeader, nameHeader)) continue
+        taken++
+        const era = classifyInboundRequest({ httpMethod: 'POST', protocolVersionHeader: version, mcpMethodHeader: methodHeader, mcpNameHeader: nameHeader, body })
+        t.equal(era.kind, 'legacy', `${JSON.stringify(body)} with version ${String(version)}`)
+      }
+    }
+  }
+  t.ok(isPlainLegacyCall(call, call.params, '2025-11-25', undefined, undefined), 'a plain call under a 2025 version header takes the shortcut')
+  t.ok(isPlainLegacyCall(call, call.params, undefined, undefined, undefined), 'and one without the header')
+  t.notOk(isPlainLegacyCall(call, call.params, '2026-07-28', undefined, undefined), 'a 2026-era header goes to the classifier')
+  t.ok(taken >= 6, `${taken} combinations took the shortcut`)
 })
