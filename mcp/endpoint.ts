@@ -2,6 +2,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { classifyInboundRequest, createMcpHandler, isJsonContentType, SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/server'
 import { errorBody } from '../lib/errors.js'
+import { Disconnect } from '../lib/disconnect.js'
 import { restUrlFor } from '../core/links.js'
 import { LISTEN_REFUSAL, MCP_REQUEST_ACTION, McpExchange, readMessage } from './exchange.js'
 import { CallScope, createRequestServer, TOOLS_BY_NAME } from './server.js'
@@ -156,12 +157,10 @@ export async function mcpEndpoint (fastify: FastifyInstance): Promise<void> {
     request.mcpAudit.skip = true
     const exchange = new McpExchange(services, request, reply, readMessage(request.body, TOOLS_BY_NAME))
     exchanges.set(request, exchange)
-    const disconnected = new AbortController()
+    // fires when the client goes before the answer is complete; made on first use (a wait, or the SDK's Request)
+    const disconnect = new Disconnect(reply.raw)
     // A client that goes away fires neither onResponse nor onRequestAbort here; 'close' always fires.
-    reply.raw.once('close', () => {
-      if (!reply.raw.writableFinished) disconnected.abort()
-      exchange.responseEnded()
-    })
+    reply.raw.once('close', () => { exchange.responseEnded() })
 
     // One POST = one call, so one audit row and one budget hit per request.
     if (Array.isArray(request.body)) {
@@ -180,7 +179,13 @@ export async function mcpEndpoint (fastify: FastifyInstance): Promise<void> {
       void reply.headers(headers)
     }
 
-    const caller: ToolCaller = { services, principal: request.mcpPrincipal, log: request.log, restUrl: restUrlFor(request, prefix, services.config.PUBLIC_BASE_URL), signal: disconnected.signal }
+    const caller: ToolCaller = {
+      services,
+      principal: request.mcpPrincipal,
+      log: request.log,
+      restUrl: restUrlFor(request, prefix, services.config.PUBLIC_BASE_URL),
+      get signal () { return disconnect.signal }
+    }
     const scope = new CallScope(caller, exchange)
     const direct = directCall(request, exchange.message.tool, exchange.message.id)
     if (direct !== null) {
@@ -189,7 +194,7 @@ export async function mcpEndpoint (fastify: FastifyInstance): Promise<void> {
       return await reply.code(200).headers(SSE_HEADERS)
         .send(`event: message\ndata: {"jsonrpc":"2.0","id":${JSON.stringify(direct.id)},"result":${resultJson ?? JSON.stringify(result)}}\n\n`)
     }
-    const response = await mcp.fetch(webRequestOf(request, disconnected.signal), { authInfo: scope.authInfo(), parsedBody: request.body })
+    const response = await mcp.fetch(webRequestOf(request, disconnect.signal), { authInfo: scope.authInfo(), parsedBody: request.body })
     // Fastify 5 sends a WHATWG Response (status, headers, streamed body) through its normal pipeline: onSend/onResponse still run.
     return await reply.send(response)
   })

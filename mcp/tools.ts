@@ -169,7 +169,8 @@ export function operationTool (op: AnyOperation): McpTool {
           principal: caller.principal,
           project,
           restUrl: caller.restUrl,
-          ...(caller.signal === undefined ? {} : { signal: caller.signal }),
+          // read through: the caller makes its signal on first use (lib/disconnect.ts)
+          get signal () { return caller.signal },
           ...(typeof key === 'string' ? { idempotencyKey: key } : {})
         }
         const answer = await op.run(ctx, opArgs)
