@@ -136,7 +136,10 @@ export async function mcpEndpoint (fastify: FastifyInstance): Promise<void> {
   fastify.addHook('onClose', async () => { await mcp.close() })
 
   const exchanges = new WeakMap<FastifyRequest, McpExchange>()
-  fastify.addHook('onResponse', async (request) => { exchanges.get(request)?.responseEnded() })
+  fastify.addHook('onResponse', (request, _reply, done) => {
+    exchanges.get(request)?.responseEnded()
+    done()
+  })
 
   fastify.post('/', {
     schema: {
