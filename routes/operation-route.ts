@@ -9,15 +9,28 @@ import { IdempotencyHeaders } from '../schemas/agent.js'
 
 /** The context of a REST call; `signal` (the client hung up) is made on first read (lib/disconnect.ts). */
 export function operationContext (fastify: FastifyInstance, request: FastifyRequest, reply: FastifyReply, idempotencyKey?: string): OperationContext {
-  const disconnect = new Disconnect(reply.raw)
-  return {
-    services: fastify.mcpGateway,
-    principal: request.mcpPrincipal,
-    project: request.mcpProject ?? null,
-    restUrl: restUrlFor(request, fastify.mcpPrefix, fastify.mcpGateway.config.PUBLIC_BASE_URL),
-    get signal () { return disconnect.signal },
-    ...(idempotencyKey === undefined ? {} : { idempotencyKey })
+  return new RestContext(fastify, request, reply, idempotencyKey)
+}
+
+/** A class, not a literal with a getter: one shape for every request, the getter on the prototype. */
+class RestContext implements OperationContext {
+  readonly services: OperationContext['services']
+  readonly principal: OperationContext['principal']
+  readonly project: OperationContext['project']
+  readonly restUrl: OperationContext['restUrl']
+  readonly idempotencyKey: string | undefined
+  readonly #disconnect: Disconnect
+
+  constructor (fastify: FastifyInstance, request: FastifyRequest, reply: FastifyReply, idempotencyKey: string | undefined) {
+    this.services = fastify.mcpGateway
+    this.principal = request.mcpPrincipal
+    this.project = request.mcpProject ?? null
+    this.restUrl = restUrlFor(request, fastify.mcpPrefix, fastify.mcpGateway.config.PUBLIC_BASE_URL)
+    this.idempotencyKey = idempotencyKey
+    this.#disconnect = new Disconnect(reply.raw)
   }
+
+  get signal (): AbortSignal { return this.#disconnect.signal }
 }
 
 /** The arguments of an operation from a request its route's schemas have already validated (params, then query or body). */
