@@ -141,7 +141,11 @@ export const mcpGateway: FastifyPluginAsync<McpGatewayOptions> = async (fastify,
     closing = true
     services.waiters.closing()
   })
-  fastify.addHook('onSend', async (_request, reply) => { if (closing) void reply.header('connection', 'close') })
+  // (callback hooks where no work is awaited, here and in the chain's steps: no promise and no extra turn per request)
+  fastify.addHook('onSend', (_request, reply, _payload, done) => {
+    if (closing) void reply.header('connection', 'close')
+    done()
+  })
   // The standalone app decorates its root with the same services (for /readyz, /metrics); a host may not have.
   if (!fastify.hasDecorator('mcpGateway')) fastify.decorate('mcpGateway', services)
   fastify.decorate('mcpPrefix', fastify.prefix)

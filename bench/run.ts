@@ -85,11 +85,14 @@ const options = {
    * silently left as is when refused. Redis is shared and left alone. Default: unchanged.
    */
   priority: opt('priority', '') === '' ? null : Number(opt('priority', '')),
-  /** more gateway builds to run beside G (before/after an optimisation): id=path/to/dist/bench/gateway-server.js,… */
+  /**
+   * more gateway builds to run beside G or M (before/after an optimisation): id=path/to/dist/bench/gateway-server.js,…;
+   * an id starting with G gets G's REST load and is paired with G, one starting with M gets M's MCP load and is paired with M
+   */
   compare: opt('compare', '').split(',').map(s => s.trim()).filter(s => s !== '').map(s => {
     const [id, path] = s.split('=')
-    if (id === undefined || path === undefined || !/^G\w+$/.test(id)) throw new Error('--compare takes Gname=path/to/gateway-server.js,…')
-    return { id, path }
+    if (id === undefined || path === undefined || !/^[GM]\w+$/.test(id)) throw new Error('--compare takes Gname=path/to/gateway-server.js or Mname=…,…')
+    return { id, path, twin: id.startsWith('M') ? 'M' : 'G' }
   })
 }
 
@@ -640,8 +643,8 @@ async function deleteRedisKeys (prefixes: string[]): Promise<void> {
 
 async function main (): Promise<void> {
   for (const c of options.compare) {
-    VARIANTS[c.id] = { label: `gateway @ ${c.id}`, script: c.path, env: { BENCH_LIMITER_PREFIX: `bench_rl_${c.id}_${runTag}` } }
-    if (!options.variants.includes(c.id)) options.variants.splice(options.variants.indexOf('G') + 1, 0, c.id)
+    VARIANTS[c.id] = { label: `${c.twin === 'M' ? 'MCP' : 'gateway'} @ ${c.id}`, script: c.path, env: { BENCH_LIMITER_PREFIX: `bench_rl_${c.id}_${runTag}` }, ...(c.twin === 'M' ? { load: 'mcp' as const } : {}) }
+    if (!options.variants.includes(c.id)) options.variants.splice(options.variants.indexOf(c.twin) + 1, 0, c.id)
   }
   const unknown = options.variants.filter(v => VARIANTS[v] === undefined)
   if (unknown.length > 0) throw new Error(`unknown variants ${unknown.join(', ')} (known: ${Object.keys(VARIANTS).join(', ')})`)
@@ -722,7 +725,7 @@ async function main (): Promise<void> {
     return out
   }
   const pairs2: Record<string, number[]> = {}
-  for (const [x, y] of [['G', 'A'], ['A', 'P'], ['M', 'G'], ['G', 'P'], ['G', 'a'], ['d', 'b'], ['f', 'e'], ...options.compare.map(c => [c.id, 'a'] as [string, string])] as Array<[string, string]>) {
+  for (const [x, y] of [['G', 'A'], ['A', 'P'], ['M', 'G'], ['G', 'P'], ['G', 'a'], ['d', 'b'], ['f', 'e'], ...options.compare.flatMap(c => [[c.id, 'a'], [c.id, c.twin]] as Array<[string, string]>)] as Array<[string, string]>) {
     const p = paired(x, y)
     if (p.length > 0) {
       pairs2[`${x}/${y}`] = p
@@ -780,7 +783,7 @@ async function main (): Promise<void> {
       console.log(profile.text)
     }
     // Where one variant spends more than its baseline: self time per answered request, function by function.
-    for (const [x, y] of [['G', 'a'], ['d', 'b'], ['f', 'e']] as Array<[string, string]>) {
+    for (const [x, y] of [['G', 'A'], ['M', 'G'], ['A', 'P'], ['G', 'a'], ['d', 'b'], ['f', 'e']] as Array<[string, string]>) {
       const rx = records.find(r => r.variant === x && r.round === last)
       const ry = records.find(r => r.variant === y && r.round === last)
       if (!have.has(x) || !have.has(y) || rx === undefined || ry === undefined) continue

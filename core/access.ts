@@ -90,10 +90,20 @@ export function inScope (principal: Principal, projectId: string, now = new Date
  * (public or not) → 403. Uses the project fetched with the token when there is one, else one query.
  */
 export async function authorizeProject (services: GatewayServices, principal: Principal, projectId: string, prefetched?: PrefetchedProject): Promise<ProjectGrant> {
+  return authorizePrefetched(principal, projectId, prefetched) ?? grantOf(projectId, await projectWithRole(services, principal, projectId))
+}
+
+/**
+ * `authorizeProject` without waiting when the project was fetched with the token (the REST chain's case): the grant,
+ * or the same refusal thrown; null when the project still has to be looked up.
+ */
+export function authorizePrefetched (principal: Principal, projectId: string, prefetched?: PrefetchedProject): ProjectGrant | null {
   if (!inScope(principal, projectId)) throw forbiddenProject(projectId)
-  const project: NamedProject = prefetched !== undefined && (prefetched === null || prefetched.id === projectId.toLowerCase())
-    ? prefetched
-    : await projectWithRole(services, principal, projectId)
+  if (prefetched === undefined || (prefetched !== null && prefetched.id !== projectId.toLowerCase())) return null
+  return grantOf(projectId, prefetched)
+}
+
+function grantOf (projectId: string, project: NamedProject): ProjectGrant {
   if (project === null) throw notFound(`no project ${projectId}`)
   if (project.role === null) throw forbiddenProject(projectId)
   return { ...project, role: project.role }

@@ -63,10 +63,12 @@ const deepStorable = (v: unknown): unknown =>
 
 /** The row as the JSON object the batch INSERT reads, with its id; strings PostgreSQL would refuse are repaired. */
 export function rowJson (row: AuditRow): string {
-  const withId = { id: uuidv7(), ...row }
-  const json = JSON.stringify(withId)
+  const id = uuidv7()
+  // JSON.stringify({ id, ...row }) without copying the row: a uuid needs no escaping, and the row has no id of its own
+  const fields = JSON.stringify(row)
+  const json = fields === '{}' ? `{"id":"${id}"}` : `{"id":"${id}",${fields.slice(1)}`
   // (the plain substring search first: it rules out nearly every row at a fraction of the regex's cost)
-  return json.includes('\\u') && MAYBE_UNSTORABLE.test(json) ? JSON.stringify(deepStorable(withId)) : json
+  return json.includes('\\u') && MAYBE_UNSTORABLE.test(json) ? JSON.stringify(deepStorable({ id, ...row })) : json
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)

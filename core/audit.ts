@@ -56,6 +56,12 @@ function withClientRequestId (request: FastifyRequest, details: Json | null): Js
   return typeof details === 'object' && !Array.isArray(details) ? { ...details, client_request_id: given } : { details, client_request_id: given }
 }
 
+/** The URL without its query string. */
+function pathOf (url: string): string {
+  const q = url.indexOf('?')
+  return q === -1 ? url : url.slice(0, q)
+}
+
 /** A value for a uuid column: a canonical UUID (lower-cased), else null; the column must never see what it would refuse. */
 const uuidColumn = (v: string | null): string | null => v !== null && UUID.test(v) ? v.toLowerCase() : null
 
@@ -75,7 +81,7 @@ export function recordAuditEntry (services: GatewayServices, request: FastifyReq
     status_code: e.statusCode,
     duration_ms: Math.round(reply.elapsedTime * 1000) / 1000,
     method: request.method,
-    path: redactTokens(request.url.split('?')[0] ?? '').slice(0, 2048),
+    path: redactTokens(pathOf(request.url)).slice(0, 2048),
     request_id: String(request.id),
     via: e.via
   })

@@ -7,7 +7,10 @@ import type { FastifyRequest } from 'fastify'
  * on the scheme and Host the request came to.
  */
 export function restUrlFor (request: FastifyRequest, prefix: string, publicBaseUrl?: string): (path: string) => string {
-  const origin = publicBaseUrl !== undefined ? publicBaseUrl.replace(/\/+$/, '') : `${request.protocol}://${request.host}`
-  const base = `${origin}${prefix}`
-  return (path) => base + path
+  // worked out on the first link: most calls make none
+  let base: string | null = null
+  return (path) => {
+    base ??= `${publicBaseUrl !== undefined ? publicBaseUrl.replace(/\/+$/, '') : `${request.protocol}://${request.host}`}${prefix}`
+    return base + path
+  }
 }

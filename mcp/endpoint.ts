@@ -2,6 +2,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { classifyInboundRequest, createMcpHandler, isJsonContentType, SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/server'
 import { errorBody } from '../lib/errors.js'
+import { Disconnect } from '../lib/disconnect.js'
 import { restUrlFor } from '../core/links.js'
 import { LISTEN_REFUSAL, MCP_REQUEST_ACTION, McpExchange, readMessage } from './exchange.js'
 import { CallScope, createRequestServer, TOOLS_BY_NAME } from './server.js'
@@ -43,6 +44,33 @@ const header = (request: FastifyRequest, name: string): string | undefined => {
 /** The keys a 2025-era tools/call's params may have for the direct path; anything else goes through the SDK. */
 const CALL_PARAM_KEYS: ReadonlySet<string> = new Set(['name', 'arguments', '_meta'])
 
+/** The top-level keys of a tools/call request with nothing else in it. */
+const REQUEST_KEYS: ReadonlySet<string> = new Set(['jsonrpc', 'id', 'method', 'params'])
+const CANONICAL_CALL = { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'list_projects', arguments: {} } }
+
+/**
+ * MCP-Protocol-Version headers under which the SDK's classifier takes a plain tools/call for a 2025-era request (and
+ * the header's absence): asked of the SDK itself once, so the era boundary stays the SDK's.
+ */
+const LEGACY_VERSION_HEADERS: ReadonlySet<string | undefined> = new Set([undefined, ...SUPPORTED_PROTOCOL_VERSIONS].filter(version =>
+  classifyInboundRequest({ httpMethod: 'POST', protocolVersionHeader: version, body: CANONICAL_CALL }).kind === 'legacy'))
+
+/**
+ * A tools/call whose era the SDK's classifier would judge legacy without running it (three schema parses per request):
+ * exactly `{ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments? } }` with an id the JSON-RPC request
+ * schema takes (a string or a safe integer), no `_meta` (so no 2026-era envelope claim), no Mcp-Method / Mcp-Name
+ * header, and a version header that classifies a plain call as legacy (or none). The caller has checked params' keys and
+ * types already (params is body.params). Anything else still goes through `classifyInboundRequest` (test/mcp/direct-call.test.ts checks they agree).
+ */
+export function isPlainLegacyCall (body: Record<string, unknown>, params: Record<string, unknown>, version: string | undefined, methodHeader: string | undefined, nameHeader: string | undefined): boolean {
+  if (methodHeader !== undefined || nameHeader !== undefined || !LEGACY_VERSION_HEADERS.has(version)) return false
+  if (body['jsonrpc'] !== '2.0' || body['method'] !== 'tools/call' || body['params'] !== params || params['_meta'] !== undefined || typeof params['name'] !== 'string') return false
+  const id = body['id']
+  if (typeof id !== 'string' && !Number.isSafeInteger(id)) return false
+  for (const key in body) if (!REQUEST_KEYS.has(key)) return false
+  return true
+}
+
 /** The SSE framing and headers the SDK's stateless transport answers a request with (one `message` event). */
 const SSE_HEADERS = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache, no-transform', connection: 'keep-alive', 'x-accel-buffering': 'no' }
 
@@ -68,13 +96,10 @@ function directCall (request: FastifyRequest, tool: McpTool | null, id: string |
   if (!isJsonContentType(header(request, 'content-type') ?? null)) return null
   const version = header(request, 'mcp-protocol-version')
   if (version !== undefined && !SUPPORTED_PROTOCOL_VERSIONS.includes(version)) return null
-  const era = classifyInboundRequest({
-    httpMethod: 'POST',
-    protocolVersionHeader: version,
-    mcpMethodHeader: header(request, 'mcp-method'),
-    mcpNameHeader: header(request, 'mcp-name'),
-    body
-  })
+  const methodHeader = header(request, 'mcp-method')
+  const nameHeader = header(request, 'mcp-name')
+  if (isPlainLegacyCall(body, params, version, methodHeader, nameHeader)) return { tool, id, args }
+  const era = classifyInboundRequest({ httpMethod: 'POST', protocolVersionHeader: version, mcpMethodHeader: methodHeader, mcpNameHeader: nameHeader, body })
   return era.kind === 'legacy' ? { tool, id, args } : null
 }
 
@@ -111,7 +136,10 @@ export async function mcpEndpoint (fastify: FastifyInstance): Promise<void> {
   fastify.addHook('onClose', async () => { await mcp.close() })
 
   const exchanges = new WeakMap<FastifyRequest, McpExchange>()
-  fastify.addHook('onResponse', async (request) => { exchanges.get(request)?.responseEnded() })
+  fastify.addHook('onResponse', (request, _reply, done) => {
+    exchanges.get(request)?.responseEnded()
+    done()
+  })
 
   fastify.post('/', {
     schema: {
@@ -132,12 +160,10 @@ export async function mcpEndpoint (fastify: FastifyInstance): Promise<void> {
     request.mcpAudit.skip = true
     const exchange = new McpExchange(services, request, reply, readMessage(request.body, TOOLS_BY_NAME))
     exchanges.set(request, exchange)
-    const disconnected = new AbortController()
+    // fires when the client goes before the answer is complete; made on first use (a wait, or the SDK's Request)
+    const disconnect = new Disconnect(reply.raw)
     // A client that goes away fires neither onResponse nor onRequestAbort here; 'close' always fires.
-    reply.raw.once('close', () => {
-      if (!reply.raw.writableFinished) disconnected.abort()
-      exchange.responseEnded()
-    })
+    reply.raw.once('close', () => { exchange.responseEnded() })
 
     // One POST = one call, so one audit row and one budget hit per request.
     if (Array.isArray(request.body)) {
@@ -156,15 +182,22 @@ export async function mcpEndpoint (fastify: FastifyInstance): Promise<void> {
       void reply.headers(headers)
     }
 
-    const caller: ToolCaller = { services, principal: request.mcpPrincipal, log: request.log, restUrl: restUrlFor(request, prefix, services.config.PUBLIC_BASE_URL), signal: disconnected.signal }
+    const caller: ToolCaller = {
+      services,
+      principal: request.mcpPrincipal,
+      log: request.log,
+      restUrl: restUrlFor(request, prefix, services.config.PUBLIC_BASE_URL),
+      get signal () { return disconnect.signal }
+    }
     const scope = new CallScope(caller, exchange)
     const direct = directCall(request, exchange.message.tool, exchange.message.id)
     if (direct !== null) {
-      const result = await scope.call(direct.tool, direct.args)
+      const { result, resultJson } = await scope.run(direct.tool, direct.args)
+      // JSON.stringify({ jsonrpc, id, result }) with the result's JSON as the tool made it (JSON has no raw newline, so one data line)
       return await reply.code(200).headers(SSE_HEADERS)
-        .send(`event: message\ndata: ${JSON.stringify({ jsonrpc: '2.0', id: direct.id, result })}\n\n`)
+        .send(`event: message\ndata: {"jsonrpc":"2.0","id":${JSON.stringify(direct.id)},"result":${resultJson ?? JSON.stringify(result)}}\n\n`)
     }
-    const response = await mcp.fetch(webRequestOf(request, disconnected.signal), { authInfo: scope.authInfo(), parsedBody: request.body })
+    const response = await mcp.fetch(webRequestOf(request, disconnect.signal), { authInfo: scope.authInfo(), parsedBody: request.body })
     // Fastify 5 sends a WHATWG Response (status, headers, streamed body) through its normal pipeline: onSend/onResponse still run.
     return await reply.send(response)
   })

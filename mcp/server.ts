@@ -3,7 +3,7 @@ import { McpServer, type AuthInfo, type CallToolResult, type McpRequestContext, 
 import type { TObject } from '@fastify/type-provider-typebox'
 import { OPERATIONS } from '../core/operations/index.js'
 import type { McpExchange } from './exchange.js'
-import { operationTool, type McpTool, type ToolCaller } from './tools.js'
+import { operationTool, type McpTool, type ToolCaller, type ToolOutcome } from './tools.js'
 
 /** One tool per operation, in OPERATIONS' order. */
 export const TOOLS: readonly McpTool[] = OPERATIONS.map(operationTool)
@@ -48,12 +48,17 @@ export class CallScope {
   }
 
   async call (tool: McpTool, args: unknown): Promise<CallToolResult> {
+    return (await this.run(tool, args)).result
+  }
+
+  /** The call's result, and its JSON text when the tool made it (the endpoint's direct path frames that text instead of stringifying the result again). */
+  async run (tool: McpTool, args: unknown): Promise<Pick<ToolOutcome, 'result' | 'resultJson'>> {
     if (!this.exchange.toolStarted()) {
-      return { isError: true, content: [{ type: 'text', text: 'the client closed the connection; the tool did not run' }] }
+      return { result: { isError: true, content: [{ type: 'text', text: 'the client closed the connection; the tool did not run' }] } }
     }
     const outcome = await tool.call(this.caller, args)
     this.exchange.toolFinished(outcome)
-    return outcome.result
+    return outcome
   }
 }
 

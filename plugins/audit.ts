@@ -15,7 +15,8 @@ declare module 'fastify' {
 /** Wrapped with fastify-plugin so its hooks belong to the scope that registers it. */
 export default fp(async function auditStep (fastify: FastifyInstance, opts: { fallbackAction: string }) {
   fastify.decorateRequest('mcpAudit', null as unknown as AuditContext)
-  fastify.addHook('onRequest', async (request, reply) => {
+  // Callback hooks: nothing here is awaited (a row is handed to the writer synchronously).
+  fastify.addHook('onRequest', (request, reply, done) => {
     request.mcpAudit = newAuditContext()
     // the id the audit row carries, so a caller can name its request to whoever reads the access log
     reply.header('x-request-id', request.id)
@@ -23,13 +24,17 @@ export default fp(async function auditStep (fastify: FastifyInstance, opts: { fa
     // before its handler runs (a malformed body, 413, 415).
     const tokenId = (request.params as { tokenId?: unknown } | undefined)?.tokenId
     if (typeof tokenId === 'string' && TOKEN_ID_SHAPE.test(tokenId)) request.mcpAudit.tokenId = tokenId
+    done()
   })
-  fastify.addHook('onError', async (request, _reply, error) => {
+  fastify.addHook('onError', (request, _reply, error, done) => {
     request.mcpAudit.error = error.message.slice(0, 1000)
+    done()
   })
-  fastify.addHook('onResponse', async (request, reply) => {
+  fastify.addHook('onResponse', (request, reply, done) => {
     const config = request.routeOptions.config.mcp
-    if (request.mcpAudit.skip || config?.audit === false) return
-    recordAudit(fastify.mcpGateway, request, reply, config?.action ?? opts.fallbackAction, request.mcpAudit)
+    if (!request.mcpAudit.skip && config?.audit !== false) {
+      recordAudit(fastify.mcpGateway, request, reply, config?.action ?? opts.fallbackAction, request.mcpAudit)
+    }
+    done()
   })
 }, { name: 'mcp-audit-step', decorators: { fastify: ['mcpGateway'] } })

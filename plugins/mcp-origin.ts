@@ -15,18 +15,19 @@ const normalizeOrigin = (origin: string): string => origin.trim().toLowerCase().
  */
 export const mcpOriginGuard = fp(async function mcpOriginGuard (fastify: FastifyInstance) {
   const allowed = new Set([...allowedOrigins(fastify.mcpGateway.config)].map(normalizeOrigin))
-  fastify.addHook('onRequest', async (request, reply) => {
-    if (request.routeOptions.config.mcp?.endpoint !== true) return
+  fastify.addHook('onRequest', (request, reply, done) => {
+    if (request.routeOptions.config.mcp?.endpoint !== true) { done(); return }
     request.mcpAudit.via = 'mcp'
     const origin = request.headers.origin
-    if (origin === undefined) return
+    if (origin === undefined) { done(); return }
     if (allowed.has(normalizeOrigin(origin))) {
       // CORS for an allowed page: it may read the answer and the headers a client acts on (SPEC §13.12)
       reply.header('access-control-allow-origin', origin).header('access-control-expose-headers', EXPOSED).header('vary', 'Origin')
+      done()
       return
     }
-    throw new GatewayError(403, 'MCP_ORIGIN_FORBIDDEN',
-      `requests from origin ${JSON.stringify(origin.slice(0, 200))} may not use the MCP endpoint (allowed origins are set by MCP_ALLOWED_ORIGINS)`)
+    done(new GatewayError(403, 'MCP_ORIGIN_FORBIDDEN',
+      `requests from origin ${JSON.stringify(origin.slice(0, 200))} may not use the MCP endpoint (allowed origins are set by MCP_ALLOWED_ORIGINS)`))
   })
 }, { name: 'mcp-origin-guard', dependencies: ['mcp-audit-step'] })
 

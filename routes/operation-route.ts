@@ -1,17 +1,37 @@
 // Turns an operation into its REST route: method, schemas, the chain's config under config.mcp, and a thin handler. Not autoloaded: route files below call it.
-import type { FastifyInstance, FastifyRequest, RouteOptions } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
+import { Disconnect } from '../lib/disconnect.js'
 import { restUrlFor } from '../core/links.js'
 import { mcpRouteConfig, OPENAPI_TAGS } from '../core/route-config.js'
 import type { Static, TObject } from '@fastify/type-provider-typebox'
 import type { AnyOperation, Operation, OperationContext } from '../core/operations/index.js'
 import { IdempotencyHeaders } from '../schemas/agent.js'
 
-export const operationContext = (fastify: FastifyInstance, request: FastifyRequest): OperationContext => ({
-  services: fastify.mcpGateway,
-  principal: request.mcpPrincipal,
-  project: request.mcpProject ?? null,
-  restUrl: restUrlFor(request, fastify.mcpPrefix, fastify.mcpGateway.config.PUBLIC_BASE_URL)
-})
+/** The context of a REST call; `signal` (the client hung up) is made on first read (lib/disconnect.ts). */
+export function operationContext (fastify: FastifyInstance, request: FastifyRequest, reply: FastifyReply, idempotencyKey?: string): OperationContext {
+  return new RestContext(fastify, request, reply, idempotencyKey)
+}
+
+/** A class, not a literal with a getter: one shape for every request, the getter on the prototype. */
+class RestContext implements OperationContext {
+  readonly services: OperationContext['services']
+  readonly principal: OperationContext['principal']
+  readonly project: OperationContext['project']
+  readonly restUrl: OperationContext['restUrl']
+  readonly idempotencyKey: string | undefined
+  readonly #disconnect: Disconnect
+
+  constructor (fastify: FastifyInstance, request: FastifyRequest, reply: FastifyReply, idempotencyKey: string | undefined) {
+    this.services = fastify.mcpGateway
+    this.principal = request.mcpPrincipal
+    this.project = request.mcpProject ?? null
+    this.restUrl = restUrlFor(request, fastify.mcpPrefix, fastify.mcpGateway.config.PUBLIC_BASE_URL)
+    this.idempotencyKey = idempotencyKey
+    this.#disconnect = new Disconnect(reply.raw)
+  }
+
+  get signal (): AbortSignal { return this.#disconnect.signal }
+}
 
 /** The arguments of an operation from a request its route's schemas have already validated (params, then query or body). */
 export function operationArgs<P extends TObject, I extends TObject> (op: Operation<P, I, TObject>, request: FastifyRequest): Static<P> & Static<I> {
@@ -50,15 +70,9 @@ export function operationRoute (fastify: FastifyInstance, op: AnyOperation, over
     // A POST may come without a body (`curl -X POST`): it is validated as {}, so an action whose fields are all optional needs none (JSON `null` is still a 400).
     ...(op.method === 'POST' ? { preValidation: absentBodyIsEmpty } : {}),
     handler: async (request, reply) => {
-      // A client that hangs up ends a long operation (a wait) at once.
-      const gone = new AbortController()
-      reply.raw.once('close', () => { if (!reply.raw.writableFinished) gone.abort() })
+      // A client that hangs up ends a long operation (a wait) at once: ctx.signal.
       const key = request.headers['idempotency-key']
-      const ctx: OperationContext = {
-        ...operationContext(fastify, request),
-        signal: gone.signal,
-        ...(op.idempotencyKey === true && typeof key === 'string' ? { idempotencyKey: key } : {})
-      }
+      const ctx = operationContext(fastify, request, reply, op.idempotencyKey === true && typeof key === 'string' ? key : undefined)
       const result = await op.run(ctx, operationArgs(op, request))
       return await reply.code(op.successStatus).send(result)
     },

@@ -10,7 +10,7 @@ import { Job, TriggerResult } from '../../schemas/data.js'
 import { UNTRUSTED_META } from '../../mcp/tools.js'
 import { buildApp } from '../helpers/app.js'
 import { TEST_DATABASE_URL } from '../helpers/db.js'
-import { addUser, connectV2, mintToken, rowsOnce, startMcpApp, textOf, type CallResult } from '../helpers/mcp.js'
+import { addUser, connectV2, mintToken, post, rowsOnce, startMcpApp, textOf, type CallResult } from '../helpers/mcp.js'
 
 const { projects: P, builds: B, jobs: J } = FIXTURE
 const LIMITS = { default: 10_000, log: 10_000, artifact: 10_000, trigger: 10_000, introspect: 10_000 }
@@ -108,6 +108,29 @@ t.test('wait_for_build over REST', async t => {
     t.equal(rows.filter(r => r.application_name === 'infrabox-mcp-gateway-listen').length, 1, 'one listening connection')
     const answers = await Promise.all(waits)
     t.ok(answers.every(a => a.status === 200 && a.body.finished === false), 'all 50 timed out as asked')
+  })
+
+  t.test('a client that hangs up lets its waiter go at once (REST and MCP)', async t => {
+    const waiting = (): number => app.mcpGateway.waiters.size.waiters
+    const released = async (): Promise<boolean> => {
+      for (let i = 0; i < 100 && waiting() > 0; i++) await new Promise(resolve => setTimeout(resolve, 20))
+      return waiting() === 0
+    }
+    const rest = new AbortController()
+    const restWait = fetch(`${endpoint}/projects/${P.github}/builds/${B.b7}/wait?timeout=30`, { headers: auth, signal: rest.signal }).catch(() => null)
+    for (let i = 0; i < 100 && waiting() === 0; i++) await new Promise(resolve => setTimeout(resolve, 20))
+    t.equal(waiting(), 1, 'the REST call waits')
+    rest.abort()
+    await restWait
+    t.ok(await released(), 'REST: released after the client went, long before its 30 s')
+    const viaMcp = new AbortController()
+    const call = { jsonrpc: '2.0', id: 9, method: 'tools/call', params: { name: 'wait_for_build', arguments: { projectId: P.github, buildId: B.b7, timeout: 30 } } }
+    const mcpWait = post(endpoint, call, { ...auth, 'mcp-protocol-version': '2025-11-25' }, viaMcp.signal).catch(() => null)
+    for (let i = 0; i < 100 && waiting() === 0; i++) await new Promise(resolve => setTimeout(resolve, 20))
+    t.equal(waiting(), 1, 'the MCP call waits')
+    viaMcp.abort()
+    await mcpWait
+    t.ok(await released(), 'MCP: released after the client went')
   })
 
   t.test('audit rows name the tool', async t => {

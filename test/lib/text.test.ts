@@ -1,6 +1,6 @@
 // untrustedText: what CI text looks like after the gateway has made it data for a model.
 import t from 'tap'
-import { untrustedRecord, untrustedText, untrustedValue } from '../../lib/text.js'
+import { untrustedJson, untrustedRecord, untrustedText, untrustedValue } from '../../lib/text.js'
 
 t.test('clean text comes back unchanged (the same string)', async t => {
   const s = 'npm test\n\tok 1 — größe ✓ 🚀 عربى\n'
@@ -48,4 +48,27 @@ t.test('linear on large input', async t => {
   t.ok(performance.now() - started < 10_000, `a few MB in ${(performance.now() - started).toFixed(0)} ms`)
   const stray = '\u001b]' + 'x'.repeat(1_000_000)
   t.ok(untrustedText(stray).length >= 1_000_000 - 2048, 'an unterminated OSC does not swallow a long line entirely')
+})
+
+t.test('untrustedJson: the record made data and its JSON, stringified once when nothing needs cleaning', async t => {
+  const clean = { a: 'npm test\n\tok — größe ✓ 🚀', n: 1, z: null, list: [{ k: 'v "q" \\ path\\new' }], u: '\u2028 line separator stays' }
+  const same = untrustedJson(clean)
+  t.equal(same.record, clean, 'clean input: the same object, not a copy')
+  t.equal(same.json, JSON.stringify(clean))
+  const dirty: Array<Record<string, unknown>> = [
+    { log: '\u001b[31mred\u001b[0m' },
+    { log: 'progress\r100%' },
+    { log: 'bell\u0007 backspace\b formfeed\f' },
+    { log: 'c1 \u0085 del \u007f' },
+    { list: ['\u202eevil'] },
+    { 'key\u0000': 'v' },
+    { hidden: `x${String.fromCodePoint(0xe0041)}y` },
+    { escaped: 'a literal backslash-r \\r stays' },
+    { lone: 'surrogate \ud800 stays' }
+  ]
+  for (const value of dirty) {
+    const out = untrustedJson(value)
+    t.same(out.record, untrustedRecord(value), JSON.stringify(value))
+    t.equal(out.json, JSON.stringify(out.record), 'the JSON is that of the record returned')
+  }
 })

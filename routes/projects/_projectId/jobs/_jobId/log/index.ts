@@ -42,7 +42,7 @@ export default async function (fastify: FastifyInstance): Promise<void> {
       }
     },
     handler: async (request, reply) => {
-      const log = await getJobLogOp.run(operationContext(fastify, request), operationArgs(getJobLogOp, request))
+      const log = await getJobLogOp.run(operationContext(fastify, request, reply), operationArgs(getJobLogOp, request))
       if (!wantsText(request)) return log
       // The window's position travels in headers so a text client can page too.
       return await reply
