@@ -1,0 +1,105 @@
+// Coverage of the product's TypeScript sources, measured by `npm test` (`mcr -c mcr.config.js tap …`).
+// How it works, why this tool, and what is excluded: docs/testing.md ("Coverage").
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { join, relative, sep } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { transformSync } from 'esbuild'
+
+const root = fileURLToPath(new URL('.', import.meta.url))
+const rootUrl = new URL('.', import.meta.url).href
+
+/**
+ * The minimum total coverage (percent) `npm test` accepts; a few points below what the suite measures
+ * (docs/testing.md has the measured figures). Below any of them, `npm test` exits 1.
+ */
+export const thresholds = { statements: 85, branches: 75, functions: 85, lines: 85 }
+
+/**
+ * What is measured: the product, i.e. every `.ts` file outside these folders. `test/` is the suite itself (and its
+ * helpers), `bench/` is `npm run bench`, `scripts/` writes the README's generated tables; `node_modules/` and `dist/`
+ * are not sources (`dist/` is tsc's output of these same files; what runs from it, e.g. the benchmark's servers, is
+ * left out rather than mixed with the tsx-loaded copies); `coverage/` is this report.
+ */
+const excludedDirs = ['test', 'bench', 'scripts', 'node_modules', 'dist', 'coverage']
+
+/** @param {string} path relative to the repository, `/`-separated */
+export const isProductSource = (path) => {
+  const parts = path.split('/')
+  return path.endsWith('.ts') && !path.endsWith('.d.ts') && !excludedDirs.includes(parts[0] ?? '') &&
+    !parts.some((part) => part === 'node_modules' || part.startsWith('.'))
+}
+
+/**
+ * @param {string} [dir] relative to the repository, `/`-separated
+ * @returns {string[]} every product source under it, relative to the repository
+ */
+export const productSources = (dir = '') => readdirSync(join(root, dir), { withFileTypes: true }).flatMap((entry) => {
+  const path = dir === '' ? entry.name : `${dir}/${entry.name}`
+  if (entry.isDirectory()) return entry.name.startsWith('.') || entry.name === 'node_modules' || excludedDirs.includes(path) ? [] : productSources(path)
+  return isProductSource(path) ? [path] : []
+}).sort()
+
+/**
+ * Product sources with no code at run time (types only: esbuild, as the tests load them, emits nothing), which no
+ * process ever loads and which have nothing to cover.
+ * @param {string} path relative to the repository
+ */
+const typesOnly = (path) => transformSync(readFileSync(join(root, path), 'utf8'), { loader: 'ts', format: 'esm' }).code.trim() === ''
+
+/**
+ * The verdict on a run: which totals are under their threshold, and which product sources (with code) no test loaded
+ * at all: a file that is never imported has no coverage entry, so it would not lower the totals; it fails the run.
+ * @param {Record<string, { pct: number | string } | undefined>} total the istanbul summary's `total`
+ * @param {string[]} covered the sources the report holds
+ * @param {string[]} sources every product source
+ * @returns {{ low: string[], unloaded: string[] }}
+ */
+export const verdict = (total, covered, sources) => {
+  const low = Object.entries(thresholds)
+    .filter(([metric, min]) => !(Number(total[metric]?.pct) >= min))
+    .map(([metric, min]) => `${metric} ${total[metric]?.pct ?? 'n/a'}% < ${min}%`)
+  const seen = new Set(covered)
+  return { low, unloaded: sources.filter((s) => !seen.has(s) && !typesOnly(s)) }
+}
+
+const outputDir = join(root, 'coverage')
+
+/** @type {import('monocart-coverage-reports').CoverageReportOptions} */
+const options = {
+  name: 'InfraBox MCP Gateway',
+  logging: 'error',
+  outputDir,
+  baseDir: root,
+  // Istanbul's reports (monocart converts V8's byte ranges to statements, branches, functions and lines): the per-file
+  // table in the output, its totals in coverage-summary.json (checked below), lcov.info for tools. A line counts as
+  // covered when its statements ran (monocart's own V8 reports count a line with any unrun byte, e.g. the `{` of an
+  // unrun block, as uncovered).
+  reports: [
+    ['text', { maxCols: 150 }],
+    ['json-summary'],
+    ['lcovonly']
+  ],
+  // V8 reports every script a process ran; keep this checkout's own files (not copies in temporary directories, not
+  // dependencies, not tap's build of its plugins under .tap/, not tsc's dist/), then, after source maps, only the
+  // product's sources.
+  entryFilter: (entry) => entry.url.startsWith(rootUrl) && isProductSource(decodeURIComponent(new URL(entry.url).pathname).slice(new URL(rootUrl).pathname.length)),
+  sourceFilter: (sourcePath) => isProductSource(relative(root, join(root, sourcePath)).split(sep).join('/')),
+  onEnd: (results) => {
+    /** @type {{ total?: Record<string, { pct: number | string }> }} */
+    const summary = existsSync(join(outputDir, 'coverage-summary.json')) ? JSON.parse(readFileSync(join(outputDir, 'coverage-summary.json'), 'utf8')) : {}
+    if (results === undefined || summary.total === undefined) {
+      console.log('# coverage: no data was collected')
+      process.exitCode = 1
+      return
+    }
+    const total = summary.total
+    const { low, unloaded } = verdict(total, results.files.map((f) => f.sourcePath), productSources())
+    const totals = Object.keys(thresholds).map((m) => `${m} ${total[m]?.pct}%`).join(', ')
+    console.log(`# coverage: ${totals} (thresholds: ${Object.entries(thresholds).map(([m, v]) => `${m} ${v}%`).join(', ')})`)
+    for (const file of unloaded) console.log(`# coverage: ${file} is loaded by no test`)
+    for (const line of low) console.log(`# coverage below threshold: ${line}`)
+    if (low.length > 0 || unloaded.length > 0) process.exitCode = 1
+  }
+}
+
+export default options
