@@ -37,7 +37,7 @@ t.test('the verdict: each total against its threshold, and product files with co
   t.same(config.verdict(total(100), [], sources).unloaded, ['core/limiter.ts'], 'db/schema.ts holds only types: nothing runs, nothing to load')
 })
 
-t.test('the hook: the checkout\'s TypeScript line for line, everything else to the next loader', async t => {
+t.test('the hook: the product\'s TypeScript line for line, everything else (tests too) to the next loader', async t => {
   const next = async (url: string): Promise<{ format: string, source: string }> => ({ format: 'next', source: url })
   const url = new URL('core/token-usage.ts', root).href
   const loaded = await load(url, {}, next)
@@ -48,7 +48,7 @@ t.test('the hook: the checkout\'s TypeScript line for line, everything else to t
   t.ok(code.split('\n').length > original.split('\n').length / 2, 'not folded onto one line as tsx does')
   t.match(code, /^\/\/# sourceMappingURL=data:application\/json;base64,/m, 'with its source map')
   t.match(code, /if \(this\.touchedAt\.size > 1e4\) \{\n/, 'a statement keeps a line of its own')
-  for (const other of [new URL('node_modules/tsx/package.json', root).href, pathToFileURL('/tmp/elsewhere.ts').href, new URL('mcr.config.js', root).href]) {
+  for (const other of [new URL('test/helpers/app.ts', root).href, new URL('node_modules/tsx/package.json', root).href, pathToFileURL('/tmp/elsewhere.ts').href, new URL('mcr.config.js', root).href]) {
     t.same(await load(other, {}, next), { format: 'next', source: other }, other)
   }
 })

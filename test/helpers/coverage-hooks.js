@@ -2,19 +2,24 @@
 import { readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { transform } from 'esbuild'
+import { isProductSource } from '../../mcr.config.js'
 
-const root = new URL('../../', import.meta.url).href
+const root = new URL('../../', import.meta.url)
 
 /**
- * This checkout's own TypeScript, transpiled by esbuild as tsx does but without tsx's `minifyWhitespace`: tsx puts a
- * module on one line, and V8's block ranges then map back to the source only as precisely as the source map's segments
- * reach (an uncovered `catch` block swallows the statements after it). Kept line by line, they map exactly.
+ * The product's TypeScript (what mcr.config.js measures; test files stay with tsx and its cache), transpiled by esbuild
+ * as tsx does, but without tsx's `minifyWhitespace` and `keepNames`: keepNames adds a `__name(fn, "fn")` call after
+ * every function, on the declaration's line, which runs at load and would count never-called functions' lines and
+ * statements as covered (docs/testing.md). The code V8 counts is then the source's statements, one per line.
  * @param {string} url
  * @param {object} context
  * @param {(url: string, context: object) => Promise<{ format?: string | null, source?: unknown }>} nextLoad
  */
 export async function load (url, context, nextLoad) {
-  if (!url.startsWith(root) || url.includes('/node_modules/') || !/\.ts$/.test(new URL(url).pathname)) return await nextLoad(url, context)
+  const { pathname, protocol } = new URL(url)
+  if (protocol !== 'file:' || !pathname.startsWith(root.pathname) || !isProductSource(decodeURIComponent(pathname.slice(root.pathname.length)))) {
+    return await nextLoad(url, context)
+  }
   const path = fileURLToPath(url)
   const { code } = await transform(await readFile(path, 'utf8'), {
     loader: 'ts',
