@@ -1,4 +1,4 @@
-// Coverage of the product's TypeScript sources, measured by `npm test` (`mcr -c mcr.config.js tap …`).
+// Coverage of the product's TypeScript sources, measured by `npm test` (scripts/coverage.ts).
 // How it works, why this tool, and what is excluded: docs/testing.md ("Coverage").
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { join, relative, sep } from 'node:path'

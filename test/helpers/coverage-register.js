@@ -1,4 +1,4 @@
-// `--import` this after tsx when NODE_V8_COVERAGE is set (npm test does, through tap's node-arg; child processes
+// `--import` this after tsx when NODE_V8_COVERAGE is set (scripts/coverage.ts does, through tap's node-arg; child processes
 // through tsxArgs() in coverage.ts). Registration order matters: hooks registered later run first.
 import { register } from 'node:module'
 

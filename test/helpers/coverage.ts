@@ -1,6 +1,7 @@
 /**
- * Child processes under `npm test`'s coverage run (docs/testing.md, "Coverage"). `mcr` (monocart-coverage-reports)
- * sets NODE_V8_COVERAGE for tap and everything below it: every node process writes its V8 coverage there on exit.
+ * Child processes under `npm test`'s coverage run (docs/testing.md, "Coverage"). scripts/coverage.ts sets
+ * NODE_V8_COVERAGE for the test processes and so for everything they start: each node process writes its V8 coverage
+ * there on exit.
  */
 import { fileURLToPath } from 'node:url'
 
