@@ -1,10 +1,13 @@
 // Module hooks for `npm test`'s coverage run (docs/testing.md, "Coverage"), registered by coverage-register.js.
+import { readFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { transform } from 'esbuild'
 import { isProductSource } from '../../mcr.config.js'
 
 const root = new URL('../../', import.meta.url)
+/** The compiler options tsx hands esbuild too (class field semantics follow `target`). */
+const tsconfigRaw = { compilerOptions: JSON.parse(readFileSync(new URL('tsconfig.json', root), 'utf8')).compilerOptions }
 
 /**
  * The product's TypeScript (what mcr.config.js measures; test files stay with tsx and its cache), transpiled by esbuild
@@ -26,7 +29,8 @@ export async function load (url, context, nextLoad) {
     format: 'esm',
     target: `node${process.versions.node}`,
     sourcemap: 'inline',
-    sourcefile: path
+    sourcefile: path,
+    tsconfigRaw
   })
   return { format: 'module', source: code, shortCircuit: true }
 }
