@@ -5,6 +5,17 @@ import { join, relative, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { transformSync } from 'esbuild'
 
+/** The compiler options tsx hands esbuild too (class field semantics follow `target`). */
+const tsconfigRaw = { compilerOptions: JSON.parse(readFileSync(new URL('tsconfig.json', import.meta.url), 'utf8')).compilerOptions }
+
+/**
+ * How the test processes load a product source under coverage (test/helpers/coverage-hooks.js): esbuild as tsx uses it,
+ * without tsx's `minifyWhitespace` and `keepNames` (docs/testing.md says why), with an inline source map.
+ * @param {string} path absolute
+ * @returns {import('esbuild').TransformOptions}
+ */
+export const coverageTransform = (path) => ({ loader: 'ts', format: 'esm', target: `node${process.versions.node}`, sourcemap: 'inline', sourcefile: path, tsconfigRaw })
+
 const root = fileURLToPath(new URL('.', import.meta.url))
 const rootUrl = new URL('.', import.meta.url).href
 
@@ -30,10 +41,38 @@ const excludedDirs = ['test', 'bench', 'scripts', 'node_modules', 'dist', 'cover
  */
 export const compiledOnly = ['db/migrate-cli.ts']
 
-/** @param {string} path relative to the repository, `/`-separated */
-const measuredEntry = (path) => path.startsWith('dist/')
-  ? compiledOnly.some((source) => path === `dist/${source.replace(/\.ts$/, '.js')}`)
-  : isProductSource(path)
+/** @type {Map<string, number>} product source → length of the code coverageTransform makes of it */
+const transformedLengths = new Map()
+/** @param {string} path relative to the repository */
+const transformedLength = (path) => {
+  let length = transformedLengths.get(path)
+  if (length === undefined) {
+    const absolute = join(root, path)
+    length = transformSync(readFileSync(absolute, 'utf8'), coverageTransform(absolute)).code.length
+    transformedLengths.set(path, length)
+  }
+  return length
+}
+
+/** @type {Map<string, number>} product source → entries left out because their process did not load it through the hook */
+export const unhooked = new Map()
+
+/**
+ * Whether a V8 entry (one script of one process) counts. The report adds up all processes' counts for a file by their
+ * offsets into one copy of its code, so every entry of a product source must come from coverageTransform's code: V8's
+ * top-level range spans the whole script, and an entry of another length (tsx's code, in a process started without
+ * tsxArgs()) is left out and named at the end instead of corrupting the file's figures.
+ * @param {string} path relative to the repository
+ * @param {{ functions: { ranges: { endOffset: number }[] }[] }} entry
+ */
+const measuredEntry = (path, entry) => {
+  if (path.startsWith('dist/')) return compiledOnly.some((source) => path === `dist/${source.replace(/\.ts$/, '.js')}`)
+  if (!isProductSource(path)) return false
+  const length = Math.max(0, ...entry.functions.flatMap((f) => f.ranges.map((r) => r.endOffset)))
+  if (length === transformedLength(path)) return true
+  unhooked.set(path, (unhooked.get(path) ?? 0) + 1)
+  return false
+}
 
 /** @param {string} path relative to the repository, `/`-separated */
 export const isProductSource = (path) => {
@@ -95,7 +134,7 @@ const options = {
   // V8 reports every script a process ran; keep this checkout's own files (not copies in temporary directories, not
   // dependencies, not tap's build of its plugins under .tap/, from dist/ only `compiledOnly`), then, after source
   // maps, only the product's sources.
-  entryFilter: (entry) => entry.url.startsWith(rootUrl) && measuredEntry(decodeURIComponent(new URL(entry.url).pathname).slice(new URL(rootUrl).pathname.length)),
+  entryFilter: (entry) => entry.url.startsWith(rootUrl) && measuredEntry(decodeURIComponent(new URL(entry.url).pathname).slice(new URL(rootUrl).pathname.length), entry),
   sourceFilter: (sourcePath) => isProductSource(relative(root, join(root, sourcePath)).split(sep).join('/')),
   onEnd: (results) => {
     /** @type {{ total?: Record<string, { pct: number | string }> }} */
@@ -110,6 +149,9 @@ const options = {
     const totals = Object.keys(thresholds).map((m) => `${m} ${total[m]?.pct}%`).join(', ')
     console.log(`# coverage: ${totals} (thresholds: ${Object.entries(thresholds).map(([m, v]) => `${m} ${v}%`).join(', ')})`)
     for (const file of unloaded) console.log(`# coverage: ${file} is loaded by no test`)
+    if (unhooked.size > 0) {
+      console.log(`# coverage: left out, loaded without the coverage hook (a process started without tsxArgs()): ${[...unhooked].map(([f, n]) => `${f} ×${n}`).join(', ')}`)
+    }
     for (const line of low) console.log(`# coverage below threshold: ${line}`)
     if (low.length > 0 || unloaded.length > 0) process.exitCode = 1
   }

@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import { createTestDatabase } from './helpers/db.js'
 import { API, bearer } from './helpers/chain.js'
 import { freePort, REPO_ROOT, send, spawnGateway } from './helpers/faults.js'
+import { tsxArgs } from './helpers/coverage.js'
 import { makeInfraboxKeys, signInfraboxSession } from './helpers/infrabox.js'
 import { FIXTURE, seedFixture } from '../db/seed.js'
 
@@ -45,7 +46,7 @@ t.test('each key format: sessions signed by node:crypto are accepted over HTTP',
 async function startFails (env: Record<string, string>): Promise<{ code: number | null, stdout: string, stderr: string }> {
   const fullEnv: NodeJS.ProcessEnv = { ...process.env, ...common, PORT: '0', ...env }
   delete fullEnv.NODE_OPTIONS
-  const child = spawn(process.execPath, ['--import', 'tsx', 'server.ts'], { cwd: REPO_ROOT, env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [...tsxArgs(), 'server.ts'], { cwd: REPO_ROOT, env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
   let stderr = ''
   child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })

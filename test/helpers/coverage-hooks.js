@@ -1,13 +1,10 @@
 // Module hooks for `npm test`'s coverage run (docs/testing.md, "Coverage"), registered by coverage-register.js.
-import { readFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { transform } from 'esbuild'
-import { isProductSource } from '../../mcr.config.js'
+import { coverageTransform, isProductSource } from '../../mcr.config.js'
 
 const root = new URL('../../', import.meta.url)
-/** The compiler options tsx hands esbuild too (class field semantics follow `target`). */
-const tsconfigRaw = { compilerOptions: JSON.parse(readFileSync(new URL('tsconfig.json', root), 'utf8')).compilerOptions }
 
 /**
  * The product's TypeScript (what mcr.config.js measures; test files stay with tsx and its cache), transpiled by esbuild
@@ -24,13 +21,6 @@ export async function load (url, context, nextLoad) {
     return await nextLoad(url, context)
   }
   const path = fileURLToPath(url)
-  const { code } = await transform(await readFile(path, 'utf8'), {
-    loader: 'ts',
-    format: 'esm',
-    target: `node${process.versions.node}`,
-    sourcemap: 'inline',
-    sourcefile: path,
-    tsconfigRaw
-  })
+  const { code } = await transform(await readFile(path, 'utf8'), coverageTransform(path))
   return { format: 'module', source: code, shortCircuit: true }
 }
