@@ -20,10 +20,10 @@ const root = fileURLToPath(new URL('.', import.meta.url))
 const rootUrl = new URL('.', import.meta.url).href
 
 /**
- * The minimum total coverage (percent) `npm test` accepts; a few points below what the suite measures
- * (docs/testing.md has the measured figures). Below any of them, `npm test` exits 1.
+ * The minimum total coverage (percent) `npm test` accepts: about four points below what the whole suite measured
+ * (statements 90.2, branches 80.3, functions 92.0, lines 93.0; docs/testing.md). Below any of them, `npm test` exits 1.
  */
-export const thresholds = { statements: 85, branches: 75, functions: 85, lines: 85 }
+export const thresholds = { statements: 86, branches: 76, functions: 88, lines: 89 }
 
 /**
  * What is measured: the product, i.e. every `.ts` file outside these folders. `test/` is the suite itself (and its
