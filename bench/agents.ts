@@ -10,13 +10,12 @@
 //   (c) trigger a build of main and report how it ended (the script plays InfraBox's scheduler in the database)
 //   (d) the build failed on a flaky test: retry it and report the outcome (runs last: it retries the story's failed build)
 // Flags (or env BENCH_<NAME>): --only a,b,c,d  --redis-url URL  --json FILE
-import { randomBytes } from 'node:crypto'
+import { generateKeyPairSync, randomBytes, sign } from 'node:crypto'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Fastify from 'fastify'
 import pg from 'pg'
-import { exportSPKI, generateKeyPair } from 'jose'
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
 import type { Static, TSchema } from '@fastify/type-provider-typebox'
 import { Value } from 'typebox/value'
@@ -29,7 +28,6 @@ import { kyselyWithOwnPool } from '../db/connect.js'
 import { applyInfraboxSubset, migrateGateway } from '../db/migrate.js'
 import { seedDemo } from '../db/seed.js'
 import { STORY } from '../db/seed-story.js'
-import { signSession } from '../core/session.js'
 import { DEFAULT_ADMIN_URL } from './seed.js'
 
 const argv = process.argv.slice(2)
@@ -54,12 +52,19 @@ await applyInfraboxSubset(db)
 await migrateGateway(db)
 await seedDemo(db, { artifactRoot: join(sandbox, 'artifacts') })
 
-const keys = await generateKeyPair('RS256', { modulusLength: 2048, extractable: true })
+// The session is signed here as InfraBox signs one (PyJWT's RS256 over {"user": {"id"}, "type": "user"}), by
+// node:crypto, not by the gateway's own signSession: the benchmark logs in the way a real InfraBox user does.
+const keys = generateKeyPairSync('rsa', { modulusLength: 2048 })
+const b64url = (data: string | Buffer): string => Buffer.from(data).toString('base64url')
+function infraboxSession (userId: string): string {
+  const input = `${b64url(JSON.stringify({ alg: 'RS256', typ: 'JWT' }))}.${b64url(JSON.stringify({ user: { id: userId }, type: 'user' }))}`
+  return `${input}.${b64url(sign('sha256', Buffer.from(input), keys.privateKey))}`
+}
 const NEVER = 1_000_000_000
 const config = loadConfig({
   DATABASE_URL: dbUrl.toString(),
   REDIS_URL: redisUrl,
-  SESSION_JWT_PUBLIC_KEY: await exportSPKI(keys.publicKey),
+  SESSION_JWT_PUBLIC_KEY: keys.publicKey.export({ type: 'spki', format: 'pem' }).toString(),
   ARTIFACT_FS_ROOT: join(sandbox, 'artifacts'),
   LOG_LEVEL: 'warn'
 })
@@ -70,7 +75,7 @@ await fastify.listen({ host: '127.0.0.1', port: 0 })
 const address = fastify.server.address()
 const port = typeof address === 'object' && address !== null ? address.port : 0
 const endpoint = `http://127.0.0.1:${port}/api/v1/mcp`
-const session = await signSession(keys.privateKey, '00000000-0000-4000-8000-000100000001')
+const session = infraboxSession('00000000-0000-4000-8000-000100000001')
 const minted = await fastify.inject({ method: 'POST', url: '/api/v1/mcp/tokens', headers: { authorization: `Bearer ${session}` }, payload: { name: 'bench agent', allow_trigger: true } })
 const { token } = minted.json<{ token: string }>()
 

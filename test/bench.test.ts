@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import pg from 'pg'
 import { TEST_DATABASE_URL } from './helpers/db.js'
+import { withoutCoverage } from './helpers/coverage.js'
 
 const run = promisify(execFile)
 const root = new URL('..', import.meta.url).pathname
@@ -26,6 +27,7 @@ function benchEnv (): NodeJS.ProcessEnv {
   // pools) must stay well inside PostgreSQL's default max_connections (100) next to the other test files
   const env: NodeJS.ProcessEnv = { ...process.env, BENCH_ADMIN_URL: TEST_DATABASE_URL, REDIS_URL: process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379', DB_POOL_MAX: '4' }
   delete env.NODE_OPTIONS
+  withoutCoverage(env) // dist/ is not measured (mcr.config.js)
   for (const k of Object.keys(env)) if (k.startsWith('BENCH_') && k !== 'BENCH_ADMIN_URL') delete env[k]
   return env
 }

@@ -11,6 +11,7 @@ import { access, mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
+import { withoutCoverage } from './helpers/coverage.js'
 
 const run = promisify(execFile)
 const checkout = new URL('..', import.meta.url).pathname
@@ -29,7 +30,7 @@ function newcomerEnv (extra: Record<string, string> = {}): NodeJS.ProcessEnv {
     if (!(k in extra)) delete env[k]
   }
   for (const k of Object.keys(env)) if (k.startsWith('npm_')) delete env[k]
-  return env
+  return withoutCoverage(env) // the clone is not measured (mcr.config.js)
 }
 
 /** The README's start line (`## Two commands`, the line with `npm start`), without its comment. */

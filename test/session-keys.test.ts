@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import { createTestDatabase } from './helpers/db.js'
 import { API, bearer } from './helpers/chain.js'
 import { freePort, REPO_ROOT, send, spawnGateway } from './helpers/faults.js'
+import { tsxArgs } from './helpers/coverage.js'
 import { makeInfraboxKeys, signInfraboxSession } from './helpers/infrabox.js'
 import { FIXTURE, seedFixture } from '../db/seed.js'
 
@@ -45,7 +46,7 @@ t.test('each key format: sessions signed by node:crypto are accepted over HTTP',
 async function startFails (env: Record<string, string>): Promise<{ code: number | null, stdout: string, stderr: string }> {
   const fullEnv: NodeJS.ProcessEnv = { ...process.env, ...common, PORT: '0', ...env }
   delete fullEnv.NODE_OPTIONS
-  const child = spawn(process.execPath, ['--import', 'tsx', 'server.ts'], { cwd: REPO_ROOT, env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [...tsxArgs(), 'server.ts'], { cwd: REPO_ROOT, env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
   let stderr = ''
   child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
@@ -74,5 +75,24 @@ t.test('a bad key: exit 1 and one line naming the variable', async t => {
     t.match(lines[0] ?? '', new RegExp(`^invalid configuration: ${variable} `), `${what}: the line names ${variable}`)
     t.notMatch(r.stdout + r.stderr, /\n\s+at /, `${what}: no stack trace`)
     t.notMatch(r.stdout, /listening/i, `${what}: never listened`)
+  }
+})
+
+// server.ts reads the environment before it builds anything (readConfig): a bad variable ends the process there, with
+// the same one line, before any key, database or port is touched.
+t.test('a bad variable read at start: exit 1 and one line naming it, before anything is built', async t => {
+  const cases: Array<[string, Record<string, string>, string]> = [
+    ['a PORT that is not a number', { PORT: 'eighty' }, 'PORT'],
+    ['REDIS_URL listing two nodes without REDIS_CLUSTER', { REDIS_URL: 'redis://127.0.0.1:1,redis://127.0.0.1:2' }, 'REDIS_URL']
+  ]
+  const results = await Promise.all(cases.map(async ([, env]) => await startFails(env)))
+  for (const [i, [what, , variable]] of cases.entries()) {
+    const r = results[i]
+    if (r === undefined) throw new Error('no result')
+    t.equal(r.code, 1, `${what}: exit code 1`)
+    const lines = r.stderr.split('\n').filter(l => l.trim() !== '')
+    t.equal(lines.length, 1, `${what}: one line on stderr (got ${JSON.stringify(r.stderr.slice(0, 400))})`)
+    t.match(lines[0] ?? '', new RegExp(`^invalid configuration: ${variable} `), `${what}: the line names ${variable}`)
+    t.equal(r.stdout, '', `${what}: nothing else printed (no logger was made)`)
   }
 })

@@ -16,6 +16,7 @@ import { scanLogLines } from '../../db/log-lines.js'
 import { FIXTURE, seedFixture } from '../../db/seed.js'
 import { SUMMARY_ERRORS_DEFAULT, SUMMARY_TAIL_DEFAULT } from '../../schemas/agent.js'
 import { createTestDatabase } from '../helpers/db.js'
+import { tsxArgs } from '../helpers/coverage.js'
 
 setFlagsFromString('--expose-gc')
 const gc = runInNewContext('gc') as () => void
@@ -108,7 +109,7 @@ t.test('a job announced failed on job_update has its digest warmed: the first su
 
 t.test('in a process whose heap is capped below the log\'s size, the summary still answers: nothing holds the log', async t => {
   const HEAP_CAP_MB = 64
-  const { stdout } = await run(process.execPath, [`--max-old-space-size=${HEAP_CAP_MB}`, '--import', 'tsx', 'test/helpers/summary-child.ts', database.url, P.github, build])
+  const { stdout } = await run(process.execPath, [`--max-old-space-size=${HEAP_CAP_MB}`, ...tsxArgs(), 'test/helpers/summary-child.ts', database.url, P.github, build])
   const report = JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as { rounds: Array<{ ms: number, error_lines: number[], total_lines: number }>, heap_peak_mib: number, rss_mib: number }
   t.equal(report.rounds.length, 3)
   t.ok(report.rounds.every(r => r.total_lines === LINES + 3 && r.error_lines[0] === LINES + 1), 'the same answer each time')

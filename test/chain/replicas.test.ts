@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import { createTestDatabase, eventually } from '../helpers/db.js'
+import { tsxArgs } from '../helpers/coverage.js'
 import { deleteKeys, TEST_REDIS_URL } from '../helpers/app.js'
 import { API, addUser, bearer, redisClient, RELAXED_LIMITER } from '../helpers/chain.js'
 import { sharedInfraboxKeys, signInfraboxSession } from '../helpers/infrabox.js'
@@ -39,7 +40,7 @@ async function startReplica (name: string): Promise<Replica> {
     FASTIFY_AUTOLOAD_TYPESCRIPT: '1'
   }
   delete env.NODE_OPTIONS // tap's own loaders are not for the child
-  const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [...tsxArgs(), script], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] })
   let output = ''
   child.stderr?.on('data', (d: Buffer) => { output += d.toString() })
   const exited = new Promise<void>(resolve => child.once('exit', () => resolve()))

@@ -8,6 +8,7 @@ import { exportSPKI, generateKeyPair } from 'jose'
 import { buildApp } from '../helpers/app.js'
 import { API, bearer, createToken, RELAXED_LIMITER } from '../helpers/chain.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js'
+import { tsxArgs } from '../helpers/coverage.js'
 import { FIXTURE, seedFixture } from '../../db/seed.js'
 import { detectInfraboxSchema } from '../../db/infrabox-version.js'
 
@@ -113,7 +114,7 @@ t.test('a column the gateway cannot do without is missing: the process stops wit
     LOG_LEVEL: 'warn'
   }
   for (const k of ['REDIS_URL', 'INFRABOX_RSA_PUBLIC_KEY_PATH', 'PUBLIC_BASE_URL']) Reflect.deleteProperty(env, k)
-  const child = spawn(process.execPath, ['--import', 'tsx', 'server.ts'], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [...tsxArgs(), 'server.ts'], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
   let stderr = ''
   child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })

@@ -12,6 +12,7 @@ import { createTestDatabase, eventually, clientRequestId } from '../helpers/db.j
 import { API, addUser, bearer, createToken, insertPythonToken, metricIn } from '../helpers/chain.js'
 import { figures, LogCapture, report, runLoad, send, tally, TcpProxy, type LoadRequest, type Sample } from '../helpers/faults.js'
 import { scanDatabase, scanText } from '../helpers/secrets.js'
+import { within } from '../helpers/timing.js'
 import { FIXTURE, seedFixture } from '../../db/seed.js'
 
 const CONNECT_TIMEOUT_MS = 3000 // db/connect.ts connectionTimeoutMillis: the longest a request waits for a connection
@@ -131,7 +132,8 @@ t.test('a 10 s cut under load: 503 MCP_UNAVAILABLE with Retry-After, bounded, no
   for (const r of readyDuringCut) {
     t.equal(r.status, 503, `/readyz 503 while PostgreSQL is cut (${Math.round(r.ms)} ms)`)
     t.match(JSON.parse(r.body), { status: 'unavailable', database: 'unreachable' })
-    t.ok(r.ms < 2000, '/readyz answers within its own 1 s bound')
+    // plugins/health.ts races the query against 1 s; without that it would wait for the pool's connect timeout
+    t.ok(r.ms < Math.min(within(1000), CONNECT_TIMEOUT_MS), `/readyz answers within its own 1 s bound (${Math.round(r.ms)} ms)`)
   }
   const [admin, health] = probes
   t.equal(admin?.status, 503, 'token administration (session check needs the user row): 503')

@@ -7,6 +7,7 @@ import net from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
+import { tsxArgs } from './coverage.js'
 
 interface Teardown { teardown: (fn: () => unknown) => void }
 
@@ -336,7 +337,7 @@ export interface GatewayProcess {
 export async function spawnGateway (t: Teardown, script: string, env: NodeJS.ProcessEnv, opts: { startMs?: number } = {}): Promise<GatewayProcess> {
   const fullEnv: NodeJS.ProcessEnv = { ...process.env, FASTIFY_AUTOLOAD_TYPESCRIPT: '1', ...env }
   delete fullEnv.NODE_OPTIONS // tap's own loaders are not for the child
-  const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: REPO_ROOT, env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [...tsxArgs(), script], { cwd: REPO_ROOT, env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
   child.stdout?.on('data', (d: Buffer) => { out += d.toString() })
   child.stderr?.on('data', (d: Buffer) => { out += d.toString() })

@@ -6,5 +6,12 @@
 /** Extra time a loaded host may add to any configured deadline (override: TEST_TIMING_SLACK_MS). */
 export const SLACK_MS = Number(process.env.TEST_TIMING_SLACK_MS ?? 1000)
 
-/** The latest a step bounded by `deadlineMs` may finish on a loaded host. */
-export const within = (deadlineMs: number): number => deadlineMs + SLACK_MS
+/** The latest a step bounded by `deadlineMs`, followed by `steps - 1` more steps with no deadline of their own (a check, an HTTP answer), may finish on a loaded host: each step gets the room. */
+export const within = (deadlineMs: number, steps = 1): number => deadlineMs + steps * SLACK_MS
+
+/**
+ * The latest an answer may arrive that must come from one mechanism (a notification, a close, a refusal) and not from
+ * the fallback that would otherwise end it after `fallbackMs` (the wait's own timeout): halfway there, far above a
+ * loaded host's stalls and far below what a missing mechanism would take.
+ */
+export const wellBefore = (fallbackMs: number): number => fallbackMs / 2

@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { exportSPKI, generateKeyPair } from 'jose'
 import { createTestDatabase } from '../helpers/db.js'
+import { withoutCoverage } from '../helpers/coverage.js'
 import { seedFixture, FIXTURE } from '../../db/seed.js'
 import { signSession } from '../../core/session.js'
 
@@ -22,7 +23,7 @@ t.setTimeout(15 * 60_000) // the build, an install and a strict type-check on a 
 function npmEnv (): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env }
   for (const k of Object.keys(env)) if (k.startsWith('npm_') || k === 'NODE_OPTIONS') delete env[k]
-  return env
+  return withoutCoverage(env) // the packed copy is not measured (mcr.config.js)
 }
 
 /** The version this checkout has installed, so the host installs from the npm cache what the gateway was tested with. */
