@@ -23,7 +23,7 @@ const rootUrl = new URL('.', import.meta.url).href
  * The minimum total coverage (percent) `npm test` accepts: about four points below what the whole suite measured
  * (statements 90.2, branches 80.3, functions 92.0, lines 93.0; docs/testing.md). Below any of them, `npm test` exits 1.
  */
-export const thresholds = { statements: 86, branches: 76, functions: 88, lines: 89 }
+export const thresholds = { statements: 90, branches: 80, functions: 91, lines: 93 }
 
 /**
  * What is measured: the product, i.e. every `.ts` file outside these folders. `test/` is the suite itself (and its

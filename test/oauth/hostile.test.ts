@@ -156,6 +156,11 @@ t.test('the per-user cap is exact when consents run ahead of their exchanges (SP
   t.equal(grants.length, 2, 'two grants, no orphan from the refused exchanges')
   const rest = await fetch(`${a.endpoint}/tokens`, { method: 'POST', headers: { authorization: `Bearer ${await a.session(users.demo)}`, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'one more' }) })
   t.equal(rest.status, 409, 'a REST token counts the grants too: 409')
+  const { challenge } = pkce()
+  const page = await get(authorizeUrl(a.origin, { clientId, redirectUri: REDIRECT, challenge }), cookie)
+  const sixth = await postConsent(a.origin, { ...hiddenFields(await page.text()), project: projects.github, expires_days: '30', decision: 'allow' }, cookie)
+  t.equal(sixth.status, 409, 'a consent given at the cap is refused on the page itself')
+  t.match(await sixth.text(), /already have 2 live MCP tokens and grants/, 'with the reason')
 })
 
 t.test('per-address budgets on the OAuth endpoints', async t => {

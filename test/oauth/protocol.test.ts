@@ -210,6 +210,25 @@ t.test('OAuth on', async t => {
     t.equal((await revoke({ client_id: clientId })).status, 400)
   })
 
+  await t.test('revocation (RFC 7009) by the access token: the grant ends with it; a forged one of the same id does nothing', async t => {
+    const { verifier, challenge } = pkce()
+    const { code } = await authorizeCode(a.origin, cookie, { clientId, redirectUri: REDIRECT, challenge }, { projects: [projects.github] })
+    const issued = await tokenRequest(a.origin, { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier, client_id: clientId })
+    const access = String(issued.body.access_token)
+    const revoke = async (token: string): Promise<Response> => await fetch(`${a.endpoint}/oauth/revoke`, {
+      method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ token, client_id: clientId }).toString()
+    })
+    // the same token id with another secret: the hash does not match, nothing is revoked
+    const forged = `${access.slice(0, 24)}${access.slice(24).split('').reverse().join('')}`
+    t.equal((await revoke(forged)).status, 200, 'a forged access token: 200, as RFC 7009 wants')
+    t.equal((await revoke('ib_mcp_not-a-token')).status, 200, 'a malformed one: 200')
+    t.equal((await bearer(access)).status, 200, 'neither revoked the real token')
+    t.equal((await revoke(access)).status, 200)
+    t.equal((await bearer(access)).status, 401, 'the access token stops working')
+    const refresh = await tokenRequest(a.origin, { grant_type: 'refresh_token', refresh_token: String(issued.body.refresh_token), client_id: clientId })
+    t.equal(refresh.body.error, 'invalid_grant', 'and its grant is over: the refresh token no longer renews it')
+  })
+
   await t.test('deny: access_denied back to the client, audited as forbidden', async t => {
     const { challenge } = pkce()
     const page = await get(authorizeUrl(a.origin, { clientId, redirectUri: REDIRECT, challenge, state: 'd1' }), cookie)
