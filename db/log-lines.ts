@@ -18,6 +18,35 @@ const FETCH_CHUNKS = 2
 const FETCH_ROWS = 500
 /** A line longer than this is served cut (the rest of it is skipped, its bytes still counted). */
 export const LINE_CHARS_MAX = 64 * 1024
+
+/**
+ * Where the prefilter's skipping of a chunk's text stops, scanning from `at`: before the chunk's last `last` complete
+ * lines, which the ordinary line loop visits (a later chunk may not follow them).
+ */
+function prefilterThreshold (text: string, at: number, last: number): number {
+  let threshold = text.lastIndexOf('\n') + 1
+  for (let k = 0; k < last && threshold > at; k++) threshold = Math.max(at, text.lastIndexOf('\n', threshold - 2) + 1)
+  return threshold
+}
+
+/**
+ * One skip of the prefilter from `at` (a line start) towards `threshold`: the lines passed before the line holding
+ * its next match, and that line's start (`at`) and end (its '\n', `end`); `end` is -1 when no match comes before the
+ * threshold, and `at` is then where the skipping stopped.
+ */
+function skipToMatch (text: string, at: number, threshold: number, match: RegExp): { passed: number, at: number, end: number } {
+  match.lastIndex = at
+  const found = match.exec(text)
+  const target = found === null || found.index >= threshold ? threshold : found.index
+  let passed = 0
+  for (;;) {
+    const nl = text.indexOf('\n', at)
+    if (nl === -1 || nl >= target) break
+    passed++
+    at = nl + 1
+  }
+  return { passed, at, end: target === threshold ? -1 : text.indexOf('\n', at) }
+}
 /** Bytes of a line kept to cut its text from (UTF-8 takes at most 3 bytes per UTF-16 unit, so this is enough). */
 const LINE_BYTES_MAX = 4 * LINE_CHARS_MAX
 /**
@@ -185,25 +214,15 @@ async function cursorScan (db: Kysely<Database>, projectId: string, jobId: strin
       if (opts.only !== undefined && carry === '' && !carryCut) {
         // Skip to each match of the prefilter, counting the lines passed; visit the line it is in. The last
         // `last` lines of the chunk go through the ordinary loop below (a later chunk may not follow).
-        const { match, last } = opts.only
-        const end = text.lastIndexOf('\n') + 1
-        let threshold = end
-        for (let k = 0; k < last && threshold > at; k++) threshold = Math.max(at, text.lastIndexOf('\n', threshold - 2) + 1)
+        const threshold = prefilterThreshold(text, at, opts.only.last)
         while (at < threshold) {
-          match.lastIndex = at
-          const found = match.exec(text)
-          const target = found === null || found.index >= threshold ? threshold : found.index
-          for (;;) {
-            const nl = text.indexOf('\n', at)
-            if (nl === -1 || nl >= target) break
-            lineNumber++
-            result.lines++
-            at = nl + 1
-          }
-          if (target === threshold) break
-          const nl = text.indexOf('\n', at)
-          const line = text.slice(at, Math.min(nl, at + LINE_CHARS_MAX))
-          at = nl + 1
+          const step = skipToMatch(text, at, threshold, opts.only.match)
+          lineNumber += step.passed
+          result.lines += step.passed
+          at = step.at
+          if (step.end === -1) break
+          const line = text.slice(at, Math.min(step.end, at + LINE_CHARS_MAX))
+          at = step.end + 1
           if (!emit(line)) {
             stopped = true
             result.next = { byte: chunkStart + Buffer.byteLength(text.slice(0, at)), line: lineNumber }
@@ -390,23 +409,15 @@ async function copyScan (
       }
       // Skip to each match of the prefilter, counting the lines passed; visit the line it is in. The last `last`
       // lines of the chunk go through the loop below (a later chunk may not follow).
-      let threshold = s.lastIndexOf('\n') + 1
-      for (let k = 0; k < only.last && threshold > at; k++) threshold = Math.max(at, s.lastIndexOf('\n', threshold - 2) + 1)
+      const threshold = prefilterThreshold(s, at, only.last)
       while (at < threshold) {
-        only.match.lastIndex = at
-        const found = only.match.exec(s)
-        const target = found === null || found.index >= threshold ? threshold : found.index
-        for (;;) {
-          const nl = s.indexOf('\n', at)
-          if (nl === -1 || nl >= target) break
-          lineNumber++
-          result.lines++
-          at = nl + 1
-        }
-        if (target === threshold) break
-        const nl = s.indexOf('\n', at)
-        const line = lineAt(chunk, at, nl)
-        at = nl + 1
+        const step = skipToMatch(s, at, threshold, only.match)
+        lineNumber += step.passed
+        result.lines += step.passed
+        at = step.at
+        if (step.end === -1) break
+        const line = lineAt(chunk, at, step.end)
+        at = step.end + 1
         if (!emit(line)) return stop()
       }
       for (;;) {

@@ -2,7 +2,7 @@
 // INFRABOX_RSA_PUBLIC_KEY_PATH in each format InfraBox's loader reads — SPKI PEM, PKCS#1 PEM, OpenSSH ssh-rsa, made by
 // openssl and ssh-keygen — accepts sessions signed by node:crypto with the private key file and refuses one signed by
 // another key; a bad key file stops the start with exit code 1 and one line naming the variable, not a stack.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { spawn } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -57,6 +57,21 @@ async function startFails (env: Record<string, string>): Promise<{ code: number 
   return { code, stdout, stderr }
 }
 
+type Failure = Awaited<ReturnType<typeof startFails>>
+
+/** Starts the server once per case, all at once: each case's name, how its process ended, and the variable it names. */
+async function startAll (cases: Array<[string, Record<string, string>, string]>): Promise<Array<[string, Failure, string]>> {
+  return await Promise.all(cases.map(async ([what, env, variable]): Promise<[string, Failure, string]> => [what, await startFails(env), variable]))
+}
+
+/** Exit code 1 and exactly one line on stderr, naming the variable. */
+function exitedWithOneLine (t: Test, what: string, r: Failure, variable: string): void {
+  t.equal(r.code, 1, `${what}: exit code 1`)
+  const lines = r.stderr.split('\n').filter(l => l.trim() !== '')
+  t.equal(lines.length, 1, `${what}: one line on stderr (got ${JSON.stringify(r.stderr.slice(0, 400))})`)
+  t.match(lines[0] ?? '', new RegExp(`^invalid configuration: ${variable} `), `${what}: the line names ${variable}`)
+}
+
 t.test('a bad key: exit 1 and one line naming the variable', async t => {
   const bad = (name: string, text: string): string => { const p = join(keys.dir, name); writeFileSync(p, text); return p }
   const cases: Array<[string, Record<string, string>, string]> = [
@@ -65,14 +80,8 @@ t.test('a bad key: exit 1 and one line naming the variable', async t => {
     ['the private key file', { INFRABOX_RSA_PUBLIC_KEY_PATH: keys.privatePath }, 'INFRABOX_RSA_PUBLIC_KEY_PATH'],
     ['garbage in SESSION_JWT_PUBLIC_KEY', { SESSION_JWT_PUBLIC_KEY: 'not a key' }, 'SESSION_JWT_PUBLIC_KEY']
   ]
-  const results = await Promise.all(cases.map(async ([, env]) => await startFails(env)))
-  for (const [i, [what, , variable]] of cases.entries()) {
-    const r = results[i]
-    if (r === undefined) throw new Error('no result')
-    t.equal(r.code, 1, `${what}: exit code 1`)
-    const lines = r.stderr.split('\n').filter(l => l.trim() !== '')
-    t.equal(lines.length, 1, `${what}: one line on stderr (got ${JSON.stringify(r.stderr.slice(0, 400))})`)
-    t.match(lines[0] ?? '', new RegExp(`^invalid configuration: ${variable} `), `${what}: the line names ${variable}`)
+  for (const [what, r, variable] of await startAll(cases)) {
+    exitedWithOneLine(t, what, r, variable)
     t.notMatch(r.stdout + r.stderr, /\n\s+at /, `${what}: no stack trace`)
     t.notMatch(r.stdout, /listening/i, `${what}: never listened`)
   }
@@ -85,14 +94,8 @@ t.test('a bad variable read at start: exit 1 and one line naming it, before anyt
     ['a PORT that is not a number', { PORT: 'eighty' }, 'PORT'],
     ['REDIS_URL listing two nodes without REDIS_CLUSTER', { REDIS_URL: 'redis://127.0.0.1:1,redis://127.0.0.1:2' }, 'REDIS_URL']
   ]
-  const results = await Promise.all(cases.map(async ([, env]) => await startFails(env)))
-  for (const [i, [what, , variable]] of cases.entries()) {
-    const r = results[i]
-    if (r === undefined) throw new Error('no result')
-    t.equal(r.code, 1, `${what}: exit code 1`)
-    const lines = r.stderr.split('\n').filter(l => l.trim() !== '')
-    t.equal(lines.length, 1, `${what}: one line on stderr (got ${JSON.stringify(r.stderr.slice(0, 400))})`)
-    t.match(lines[0] ?? '', new RegExp(`^invalid configuration: ${variable} `), `${what}: the line names ${variable}`)
+  for (const [what, r, variable] of await startAll(cases)) {
+    exitedWithOneLine(t, what, r, variable)
     t.equal(r.stdout, '', `${what}: nothing else printed (no logger was made)`)
   }
 })
