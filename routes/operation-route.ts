@@ -2,7 +2,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import { Disconnect } from '../lib/disconnect.js'
 import { restUrlFor } from '../core/links.js'
-import { mcpRouteConfig, OPENAPI_TAGS } from '../core/route-config.js'
+import { mcpRouteConfig, OPENAPI_TAGS, type RouteDocument } from '../core/route-config.js'
 import type { Static, TObject } from '@fastify/type-provider-typebox'
 import type { AnyOperation, Operation, OperationContext } from '../core/operations/index.js'
 import { IdempotencyHeaders } from '../schemas/agent.js'
@@ -45,11 +45,11 @@ async function absentBodyIsEmpty (request: FastifyRequest): Promise<void> {
 
 /**
  * Route options for `op`, mounted by the route file in the folder that mirrors `op.path` (checked here, so the
- * README, OpenAPI and the folder agree); `overrides` for routes that answer differently (text/plain, a stream).
- * The schema holds the success answer only: the OpenAPI document derives the refusals from `config.mcp` (the chain's
- * steps the route passes) and the operation's own `refusals` (plugins/openapi.ts).
+ * README, OpenAPI and the folder agree). The schema holds the success answer only: the OpenAPI document derives the
+ * refusals from `config.mcp` (the chain's steps the route passes) and the operation's own `refusals`
+ * (plugins/openapi.ts); `document` says what it cannot see, for routes that answer differently (text/plain, a stream).
  */
-export function operationRoute (fastify: FastifyInstance, op: AnyOperation, overrides: Partial<RouteOptions> = {}): RouteOptions {
+export function operationRoute (fastify: FastifyInstance, op: AnyOperation, document?: RouteDocument): RouteOptions {
   const folder = fastify.prefix.slice(fastify.mcpPrefix.length)
   if (folder !== op.path) throw new Error(`operation ${op.name} is declared at ${op.path} but its route file sits at ${folder}`)
   const hasParams = Object.keys(op.params.properties).length > 0
@@ -66,7 +66,15 @@ export function operationRoute (fastify: FastifyInstance, op: AnyOperation, over
       ...(op.idempotencyKey === true ? { headers: IdempotencyHeaders } : {}),
       response: { [op.successStatus]: op.output }
     },
-    config: mcpRouteConfig({ action: op.name, bucket: op.bucket, rpm: op.rpm, failClosed: op.failClosed, trigger: op.trigger, ...(op.refusals !== undefined ? { refusals: op.refusals } : {}) }),
+    config: mcpRouteConfig({
+      action: op.name,
+      bucket: op.bucket,
+      rpm: op.rpm,
+      failClosed: op.failClosed,
+      trigger: op.trigger,
+      ...(op.refusals !== undefined ? { refusals: op.refusals } : {}),
+      ...(document !== undefined ? { openapi: document } : {})
+    }),
     // A POST may come without a body (`curl -X POST`): it is validated as {}, so an action whose fields are all optional needs none (JSON `null` is still a 400).
     ...(op.method === 'POST' ? { preValidation: absentBodyIsEmpty } : {}),
     handler: async (request, reply) => {
@@ -75,7 +83,6 @@ export function operationRoute (fastify: FastifyInstance, op: AnyOperation, over
       const ctx = operationContext(fastify, request, reply, op.idempotencyKey === true && typeof key === 'string' ? key : undefined)
       const result = await op.run(ctx, operationArgs(op, request))
       return await reply.code(op.successStatus).send(result)
-    },
-    ...overrides
+    }
   }
 }

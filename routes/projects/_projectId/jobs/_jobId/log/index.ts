@@ -23,24 +23,17 @@ const wantsText = (request: FastifyRequest): boolean => {
 }
 
 export default async function (fastify: FastifyInstance): Promise<void> {
-  const route = operationRoute(fastify, getJobLogOp)
+  const route = operationRoute(fastify, getJobLogOp, {
+    responses: {
+      200: {
+        description: 'The window as JSON, or its bytes as text/plain when Accept prefers text/plain (the window\'s position then in X-Log-* headers)',
+        content: { 'application/json': JobLog, 'text/plain': { type: 'string' } },
+        headers: ['X-Log-Total-Bytes', 'X-Log-Offset', 'X-Log-Length', 'X-Log-Truncated']
+      }
+    }
+  })
   fastify.route({
     ...route,
-    config: {
-      ...route.config,
-      mcp: {
-        ...route.config?.mcp,
-        openapi: {
-          responses: {
-            200: {
-              description: 'The window as JSON, or its bytes as text/plain when Accept prefers text/plain (the window\'s position then in X-Log-* headers)',
-              content: { 'application/json': JobLog, 'text/plain': { type: 'string' } },
-              headers: ['X-Log-Total-Bytes', 'X-Log-Offset', 'X-Log-Length', 'X-Log-Truncated']
-            }
-          }
-        }
-      }
-    },
     handler: async (request, reply) => {
       const log = await getJobLogOp.run(operationContext(fastify, request, reply), operationArgs(getJobLogOp, request))
       if (!wantsText(request)) return log

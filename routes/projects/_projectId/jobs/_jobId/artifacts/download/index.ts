@@ -7,7 +7,15 @@ import { getArtifactOp } from '../../../../../../../core/operations/index.js'
 import { operationRoute } from '../../../../../../operation-route.js'
 
 export default async function (fastify: FastifyInstance): Promise<void> {
-  const route = operationRoute(fastify, getArtifactOp)
+  const route = operationRoute(fastify, getArtifactOp, {
+    responses: {
+      200: {
+        description: 'The file\'s bytes, with the media type of its name (or storage\'s), application/octet-stream when unknown',
+        content: { '*/*': { type: 'string', contentMediaType: 'application/octet-stream' } },
+        headers: ['Content-Disposition', 'Content-Length']
+      }
+    }
+  })
   fastify.route<{ Params: Params, Querystring: Query }>({
     ...route,
     schema: {
@@ -17,21 +25,6 @@ export default async function (fastify: FastifyInstance): Promise<void> {
       querystring: ArtifactDownloadQuery,
       // the bytes are streamed as storage holds them: documented in config.mcp.openapi, not serialised
       response: {}
-    },
-    config: {
-      ...route.config,
-      mcp: {
-        ...route.config?.mcp,
-        openapi: {
-          responses: {
-            200: {
-              description: 'The file\'s bytes, with the media type of its name (or storage\'s), application/octet-stream when unknown',
-              content: { '*/*': { type: 'string', contentMediaType: 'application/octet-stream' } },
-              headers: ['Content-Disposition', 'Content-Length']
-            }
-          }
-        }
-      }
     },
     handler: async (request, reply) => {
       if (request.method === 'HEAD') {
